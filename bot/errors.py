@@ -1,0 +1,67 @@
+"""The project's own exception types; only these stop a turn. Each docstring is the user-facing text."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.llm.types import Usage
+
+
+class ThreadbotError(Exception):
+    """Something went wrong on my side."""
+
+    def user_message(self) -> str:
+        return self.__doc__ or "Something went wrong."
+
+
+class ConfigError(ThreadbotError):
+    """A setting is missing or malformed."""
+
+
+class ModelError(ThreadbotError):
+    """The model failed to answer."""
+
+    def __init__(self, detail: str = "", *, usage: Usage | None = None, status_code: int | None = None):
+        super().__init__(detail or self.__doc__)
+        # Tokens the failed call had already spent, when the provider told us (DESIGN invariant 4).
+        self.usage = usage
+        self.status_code = status_code
+
+
+class ModelOverloaded(ModelError):
+    """The model is overloaded right now. Please try again in a minute."""
+
+
+class ModelRateLimited(ModelError):
+    """The model provider is rate limiting us right now. Please try again in a minute."""
+
+
+class ModelUnavailable(ModelError):
+    """I couldn't reach the model. Please try again shortly."""
+
+
+class ModelRejected(ModelError):
+    """The model rejected this request."""
+
+
+class PromptTooLong(ModelError):
+    """This conversation is too long for the model, even after trimming older messages. Please start a new thread."""
+
+
+class MessageTooLarge(ThreadbotError):
+    """That message is too long for me to process. Please shorten it or share it as a file."""
+
+
+class ToolRoundLimit(ThreadbotError):
+    """I reached my limit of steps for one question, so this answer may be incomplete."""
+
+
+class LimitExceeded(ThreadbotError):
+    """You've reached a usage limit."""
+
+    def __init__(self, message: str, *, resets_at: datetime):
+        super().__init__(message)
+        self.message = message
+        self.resets_at = resets_at
+
+    def user_message(self) -> str:
+        return self.message

@@ -1,0 +1,130 @@
+"""Conversations (one per Slack thread), their messages, and durable event de-duplication."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from bot.llm.types import Message
+
+MIGRATIONS = [
+    (
+        "conversations_001_init",
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            thread_ts TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            title TEXT,
+            created_at REAL NOT NULL,
+            UNIQUE (channel_id, thread_ts)
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content_json TEXT NOT NULL,
+            token_count INTEGER,
+            user_id TEXT,
+            slack_ts TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+        CREATE TABLE events (
+            event_key TEXT PRIMARY KEY,
+            received_at REAL NOT NULL
+        );
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    message: Message
+    token_count: int | None
+
+
+class ConversationsMixin:
+    """Store methods for threads and their history."""
+
+    def claim_event(self, *keys: str) -> bool:
+        """Record these event keys; False if any was seen before (a retry or redelivery)."""
+        now = time.time()
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            for key in keys:
+                if conn.execute("SELECT 1 FROM events WHERE event_key = ?", (key,)).fetchone():
+                    return False
+            conn.executemany(
+                "INSERT INTO events(event_key, received_at) VALUES (?, ?)", [(k, now) for k in keys]
+            )
+        return True
+
+    def prune_events(self, older_than_s: float = 7 * 86400) -> int:
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            cur = conn.execute("DELETE FROM events WHERE received_at < ?", (time.time() - older_than_s,))
+            return cur.rowcount
+
+    def conversation_id(self, *, team_id: str, channel_id: str, thread_ts: str, user_id: str) -> int:
+        """The id of the conversation for this thread, created on first use."""
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            row = conn.execute(
+                "SELECT id FROM conversations WHERE channel_id = ? AND thread_ts = ?",
+                (channel_id, thread_ts),
+            ).fetchone()
+            if row:
+                return row[0]
+            cur = conn.execute(
+                "INSERT INTO conversations(team_id, channel_id, thread_ts, user_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (team_id, channel_id, thread_ts, user_id, time.time()),
+            )
+            return cur.lastrowid
+
+    def set_conversation_title(self, conversation_id: int, title: str) -> None:
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+
+    def history(self, conversation_id: int) -> list[StoredMessage]:
+        with self.lock:  # type: ignore[attr-defined]
+            rows = self.conn.execute(  # type: ignore[attr-defined]
+                "SELECT id, role, content_json, token_count FROM messages"
+                " WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [
+            StoredMessage(id=r[0], message=Message.from_json({"role": r[1], "content": json.loads(r[2])}),
+                          token_count=r[3])
+            for r in rows
+        ]
+
+    def append_messages(
+        self,
+        conversation_id: int,
+        messages: list[Message],
+        *,
+        token_counts: list[int | None] | None = None,
+        user_id: str | None = None,
+        slack_ts: str | None = None,
+    ) -> list[int]:
+        """Append messages atomically (a tool_use and its tool_result land together or not at all)."""
+        counts = token_counts or [None] * len(messages)
+        now = time.time()
+        ids = []
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            for message, count in zip(messages, counts):
+                cur = conn.execute(
+                    "INSERT INTO messages(conversation_id, role, content_json, token_count, user_id,"
+                    " slack_ts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (conversation_id, message.role, json.dumps(message.to_json()["content"]), count,
+                     user_id, slack_ts, now),
+                )
+                ids.append(cur.lastrowid)
+        return ids
+
+    def set_token_count(self, message_id: int, count: int) -> None:
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            conn.execute("UPDATE messages SET token_count = ? WHERE id = ?", (count, message_id))

@@ -1,0 +1,1 @@
+"""Tools the agent can call: one module per tool, collected by tools.registry."""
