@@ -8,17 +8,26 @@ from typing import Iterator
 
 import sqlite_utils
 
-from bot.store import conversations, usage
+from bot.store import conversations, feedback, knowledge, limits, usage
 from bot.store.conversations import ConversationsMixin, StoredMessage
 from bot.store.db import connect, migrate
+from bot.store.feedback import FeedbackMixin
+from bot.store.knowledge import KnowledgeMixin
+from bot.store.limits import LimitsMixin
 from bot.store.usage import UsageMixin, UsageRow
 
-MIGRATIONS = [*conversations.MIGRATIONS, *usage.MIGRATIONS]
+MIGRATIONS = [
+    *conversations.MIGRATIONS,
+    *usage.MIGRATIONS,
+    *limits.MIGRATIONS,
+    *knowledge.MIGRATIONS,
+    *feedback.MIGRATIONS,
+]
 
 __all__ = ["Store", "StoredMessage", "UsageRow"]
 
 
-class Store(ConversationsMixin, UsageMixin):
+class Store(ConversationsMixin, UsageMixin, LimitsMixin, KnowledgeMixin, FeedbackMixin):
     """One SQLite file (WAL). Calls are short and serialised by a lock; heavy reads run in threads."""
 
     def __init__(self, path: Path | str):
