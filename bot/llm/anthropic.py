@@ -1,0 +1,232 @@
+"""The Anthropic Messages API provider: request translation, prompt caching, bounded retries, error mapping."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any, AsyncIterator
+
+import anthropic
+import httpx2
+
+from bot.errors import (
+    ModelError,
+    ModelOverloaded,
+    ModelRateLimited,
+    ModelRejected,
+    ModelUnavailable,
+    PromptTooLong,
+)
+from bot.llm.types import (
+    ContentBlock,
+    Message,
+    MessageDone,
+    ModelRequest,
+    StreamEvent,
+    TextBlock,
+    TextDelta,
+    ToolUseBlock,
+    ToolUseStarted,
+    Usage,
+    block_to_json,
+)
+
+log = logging.getLogger(__name__)
+
+EPHEMERAL = {"type": "ephemeral"}
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504, 529})
+# An `event: error` arrives inside a 200 response; its error type stands in for the status.
+STATUS_BY_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+FIRST_BACKOFF_S = 0.5
+
+
+def build_params(request: ModelRequest) -> dict[str, Any]:
+    """ModelRequest → keyword arguments of `messages.stream`, with the cache breakpoints placed."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": [message.to_json() for message in request.messages],
+    }
+    if request.system:
+        params["system"] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
+    if request.tools:
+        tools = [{"name": t.name, "description": t.description, "input_schema": t.input_schema}
+                 for t in request.tools]
+        tools[-1]["cache_control"] = EPHEMERAL
+        params["tools"] = tools
+    if request.tool_choice is not None:
+        params["tool_choice"] = {"type": "tool", "name": request.tool_choice}
+    at = request.cache_history_at
+    if at is not None and -len(request.messages) <= at < len(request.messages):
+        content = params["messages"][at]["content"]
+        if content:
+            content[-1]["cache_control"] = EPHEMERAL
+    return params
+
+
+def usage_from_api(usage: Any) -> Usage:
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_creation_input_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
+        cache_read_input_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+    )
+
+
+def message_from_api(final: Any) -> Message:
+    blocks: list[ContentBlock] = []
+    for block in final.content:
+        # Empty text blocks are dropped: the API rejects them when the history is sent back.
+        if block.type == "text" and block.text:
+            blocks.append(TextBlock(text=block.text))
+        elif block.type == "tool_use":
+            blocks.append(ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {})))
+    return Message(role="assistant", content=blocks)
+
+
+class AnthropicProvider:
+    """Streams one model call at a time; retries transient failures itself, with every wait capped."""
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        max_retries: int = 3,
+        max_retry_wait_s: float = 8.0,
+        timeout_s: float = 120.0,
+        retry_budget_s: float = 30.0,
+    ):
+        # The SDK's own retries are off: it honours Retry-After without any cap.
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
+        )
+        self._secret = api_key or self._client.api_key
+        self.max_retries = max_retries
+        self.max_retry_wait_s = max_retry_wait_s
+        self.retry_budget_s = retry_budget_s
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        params = build_params(request)
+        started = time.monotonic()
+        spent = Usage()  # tokens of failed attempts, which are billed too
+        attempt = 0
+        while True:
+            attempt += 1
+            yielded = False
+            attempt_usage: Usage | None = None
+            try:
+                async with self._client.messages.stream(**params) as stream:
+                    async for event in stream:
+                        if event.type == "message_start":
+                            attempt_usage = usage_from_api(event.message.usage)
+                        elif event.type == "content_block_start" and event.content_block.type == "tool_use":
+                            yielded = True
+                            yield ToolUseStarted(id=event.content_block.id, name=event.content_block.name)
+                        elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                            if event.delta.text:
+                                yielded = True
+                                yield TextDelta(text=event.delta.text)
+                        elif event.type == "message_delta" and attempt_usage is not None:
+                            attempt_usage.output_tokens = event.usage.output_tokens or 0
+                    final = stream._current_snapshot_or_none()
+                if final is None or final.stop_reason is None:
+                    raise ModelUnavailable("the model's stream ended before the message was complete")
+                usage = usage_from_api(final.usage) + spent
+                yield MessageDone(
+                    message=message_from_api(final),
+                    usage=usage,
+                    stop_reason=final.stop_reason,
+                    model=final.model,
+                )
+                return
+            except (anthropic.APIError, httpx2.TransportError, ModelUnavailable) as exc:
+                if attempt_usage is not None:
+                    spent = spent + attempt_usage
+                error, retry_after = self._map_error(exc)
+                error.usage = spent if attempt_usage is not None or spent != Usage() else None
+                wait = self._retry_wait(attempt, retry_after)
+                retryable = isinstance(error, (ModelOverloaded, ModelRateLimited, ModelUnavailable)) and (
+                    error.status_code is None or error.status_code in RETRYABLE_STATUS
+                )
+                # Never retry once something reached the caller: the retry would repeat it.
+                if (not retryable or yielded or attempt > self.max_retries
+                        or time.monotonic() - started + wait > self.retry_budget_s):
+                    log.warning("anthropic call failed for good after %d attempt(s): %s", attempt, error)
+                    raise error from None
+                log.info("anthropic call failed (%s), retry %d/%d in %.2f s",
+                         error, attempt, self.max_retries, wait)
+                await asyncio.sleep(wait)
+
+    def _retry_wait(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter; a server's Retry-After is honoured up to the cap."""
+        backoff = FIRST_BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.75, 1.0)
+        wait = max(backoff, retry_after) if retry_after is not None else backoff
+        return min(wait, self.max_retry_wait_s)
+
+    def _map_error(self, exc: Exception) -> tuple[ModelError, float | None]:
+        if isinstance(exc, ModelError):
+            return exc, None
+        if isinstance(exc, (anthropic.APIConnectionError, httpx2.TransportError)):
+            # APITimeoutError is an APIConnectionError; mid-stream disconnects surface as TransportError.
+            return ModelUnavailable(self._scrub(f"anthropic connection failed: {type(exc).__name__}")), None
+        if not isinstance(exc, anthropic.APIStatusError):
+            return ModelUnavailable(self._scrub(f"anthropic error: {type(exc).__name__}")), None
+
+        error_type = exc.type or ""
+        status = exc.status_code
+        if status == 200:  # an `event: error` inside the stream
+            status = STATUS_BY_ERROR_TYPE.get(error_type, 500)
+        message = exc.api_message or str(exc)
+        detail = self._scrub(f"anthropic {status} {error_type}: {message}".replace(" :", ":"))
+        retry_after = parse_retry_after(exc.response.headers) if exc.response is not None else None
+
+        if status == 529 or error_type == "overloaded_error":
+            error: ModelError = ModelOverloaded(detail, status_code=status)
+        elif status == 429:
+            error = ModelRateLimited(detail, status_code=status)
+        elif status >= 500:
+            error = ModelUnavailable(detail, status_code=status)
+        elif status == 413 or (status == 400 and "prompt is too long" in message.lower()):
+            error = PromptTooLong(detail, status_code=status)
+        else:
+            error = ModelRejected(detail, status_code=status)
+        return error, retry_after
+
+    def _scrub(self, text: str) -> str:
+        if self._secret:
+            text = text.replace(self._secret, "[redacted]")
+        return text
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds only; an HTTP date is ignored)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+__all__ = ["AnthropicProvider", "build_params", "block_to_json"]
