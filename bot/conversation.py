@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
+from datetime import datetime, timezone
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -88,7 +88,7 @@ class Conversations:
         try:
             await asyncio.to_thread(
                 check_and_reserve, self.store, user_id=turn.user_id, team_id=turn.team_id,
-                settings=self.settings, now=time.time(),
+                settings=self.settings, now=datetime.now(timezone.utc),
             )
         except LimitExceeded as exc:
             await reply.say(exc.user_message())

@@ -10,6 +10,7 @@ from bot.conversation import Conversations
 from bot.edit_budget import EditBudget
 from bot.llm import provider_for
 from bot.llm.base import Provider
+from bot.pricing import configure as configure_pricing
 from bot.store import Store
 from tools.registry import Registry
 
@@ -28,6 +29,7 @@ class Runtime:
     @classmethod
     async def create(cls, settings: Settings) -> "Runtime":
         provider, model = provider_for(settings)
+        configure_pricing(settings.pricing_file)
         store = Store(settings.db_path)
         registry = Registry.discover()
         # One HTTP session for every tool call (connection reuse, one place for timeouts).

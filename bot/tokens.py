@@ -11,9 +11,8 @@ from typing import Iterable
 
 import tiktoken
 
-# bot.llm.types first: importing bot.errors first hits the bot.errors <-> bot.llm import cycle.
+from bot.errors import ConfigError
 from bot.llm.types import Message, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
-from bot.errors import ConfigError  # noqa: E402,I001
 
 # Framing the APIs add around each message and content block (role markers, block headers). The exact
 # numbers are not published; these are OpenAI's documented chat overhead and a small per-block extra.

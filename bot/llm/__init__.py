@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.errors import ConfigError
-
+# Nothing from bot.* at import time: bot.errors imports bot.llm.types, which runs this file first.
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.llm.base import Provider
@@ -21,6 +20,8 @@ ACCEPTED_FORMS = (
 
 def provider_for(settings: "Settings") -> tuple["Provider", str]:
     """The provider for settings.model and the bare model id to send it; ConfigError names what to fix."""
+    from bot.errors import ConfigError
+
     model = settings.model.strip()
     if model.startswith("claude-"):
         key = _secret(settings.anthropic_api_key)

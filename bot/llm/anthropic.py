@@ -11,6 +11,7 @@ import anthropic
 import httpx2
 
 from bot.errors import (
+    ConfigError,
     ModelError,
     ModelOverloaded,
     ModelRateLimited,
@@ -29,7 +30,6 @@ from bot.llm.types import (
     ToolUseBlock,
     ToolUseStarted,
     Usage,
-    block_to_json,
 )
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,9 @@ class AnthropicProvider:
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
         )
         self._secret = api_key or self._client.api_key
+        if not (self._secret or self._client.auth_token or getattr(self._client, "_token_cache", None)):
+            # Fail at start-up with the variable's name, not with the SDK's TypeError on the first call.
+            raise ConfigError("ANTHROPIC_API_KEY is not set: the Anthropic provider needs an API key.")
         self.max_retries = max_retries
         self.max_retry_wait_s = max_retry_wait_s
         self.retry_budget_s = retry_budget_s
@@ -125,11 +128,12 @@ class AnthropicProvider:
         params = build_params(request)
         started = time.monotonic()
         spent = Usage()  # tokens of failed attempts, which are billed too
+        spent_known = False
         attempt = 0
         while True:
             attempt += 1
             yielded = False
-            attempt_usage: Usage | None = None
+            attempt_usage: Usage | None = None  # known from message_start on
             try:
                 async with self._client.messages.stream(**params) as stream:
                     async for event in stream:
@@ -144,8 +148,10 @@ class AnthropicProvider:
                                 yield TextDelta(text=event.delta.text)
                         elif event.type == "message_delta" and attempt_usage is not None:
                             attempt_usage.output_tokens = event.usage.output_tokens or 0
-                    final = stream._current_snapshot_or_none()
-                if final is None or final.stop_reason is None:
+                    if attempt_usage is None:
+                        raise ModelUnavailable("the model's stream ended before it started")
+                    final = await stream.get_final_message()
+                if final.stop_reason is None:
                     raise ModelUnavailable("the model's stream ended before the message was complete")
                 usage = usage_from_api(final.usage) + spent
                 yield MessageDone(
@@ -157,9 +163,9 @@ class AnthropicProvider:
                 return
             except (anthropic.APIError, httpx2.TransportError, ModelUnavailable) as exc:
                 if attempt_usage is not None:
-                    spent = spent + attempt_usage
+                    spent, spent_known = spent + attempt_usage, True
                 error, retry_after = self._map_error(exc)
-                error.usage = spent if attempt_usage is not None or spent != Usage() else None
+                error.usage = spent if spent_known else None
                 wait = self._retry_wait(attempt, retry_after)
                 retryable = isinstance(error, (ModelOverloaded, ModelRateLimited, ModelUnavailable)) and (
                     error.status_code is None or error.status_code in RETRYABLE_STATUS
@@ -228,5 +234,3 @@ def parse_retry_after(headers: Any) -> float | None:
             return seconds
     return None
 
-
-__all__ = ["AnthropicProvider", "build_params", "block_to_json"]

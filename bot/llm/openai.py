@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
@@ -12,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
+import httpx2
 import openai
 
 from bot.errors import (
@@ -74,6 +76,7 @@ class OpenAIProvider:
         max_retries: int = 3,
         max_retry_wait_s: float = 8.0,
         timeout_s: float = 120.0,
+        retry_budget_s: float = 30.0,
     ) -> None:
         if not api_key:
             if not compatible:
@@ -82,6 +85,8 @@ class OpenAIProvider:
         self.compatible = compatible
         self.max_retries = max_retries
         self.max_retry_wait_s = max_retry_wait_s
+        # All waits of one call together stay under this, whatever the server asks for.
+        self.retry_budget_s = retry_budget_s
         self._api_key = api_key
         # The SDK's own retries would honour Retry-After without a bound; we retry ourselves instead.
         self._client = openai.AsyncOpenAI(
@@ -97,24 +102,34 @@ class OpenAIProvider:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         params = self.request_params(request)
+        started = time.monotonic()
+        spent: Usage | None = None  # usage reported by failed attempts, which are billed too
         attempt = 0
         while True:
             turn = _StreamedTurn()
             try:
-                async for event in self._one_call(params, turn):
-                    yield event
-                yield turn.done(request.model)
+                # aclosing: a caller that stops early must release the HTTP response now, not at GC.
+                async with contextlib.aclosing(self._one_call(params, turn)) as events:
+                    async for event in events:
+                        yield event
+                done = turn.done(request.model)
+                if spent is not None:
+                    done.usage = done.usage + spent
+                yield done
                 return
-            except (openai.APIError, _StreamCut) as exc:
-                error, retryable, retry_after = self._classify(exc, usage=turn.usage)
-            # Once the user has seen output a retry would repeat it, so only a silent failure is retried.
-            if not retryable or turn.emitted or attempt >= self.max_retries:
-                raise error from None
+            except (openai.APIError, httpx2.TransportError, _StreamCut) as exc:
+                if turn.usage is not None:
+                    spent = turn.usage + spent if spent is not None else turn.usage
+                error, retryable, retry_after = self._classify(exc)
+                error.usage = spent
             wait = self._backoff(attempt, retry_after)
+            # Once the user has seen output a retry would repeat it, so only a silent failure is retried.
+            if (not retryable or turn.emitted or attempt >= self.max_retries
+                    or time.monotonic() - started + wait > self.retry_budget_s):
+                log.warning("openai call failed for good after %d attempt(s): %s", attempt + 1, error)
+                raise error from None
             attempt += 1
-            log.warning(
-                "openai call failed (%s); retry %d/%d in %.2fs", error, attempt, self.max_retries, wait
-            )
+            log.info("openai call failed (%s); retry %d/%d in %.2f s", error, attempt, self.max_retries, wait)
             await asyncio.sleep(wait)
 
     # --- request ------------------------------------------------------------------------------
@@ -158,46 +173,41 @@ class OpenAIProvider:
 
     # --- failures -----------------------------------------------------------------------------
 
-    def _classify(
-        self, exc: Exception, *, usage: Usage | None
-    ) -> tuple[ModelError, bool, float | None]:
+    def _classify(self, exc: Exception) -> tuple[ModelError, bool, float | None]:
         """Our error for an SDK failure, whether a retry may help, and the server's Retry-After."""
         if isinstance(exc, _StreamCut):
-            return ModelUnavailable(str(exc), usage=usage), True, None
-        if isinstance(exc, openai.APIConnectionError):
+            return ModelUnavailable(str(exc)), True, None
+        if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
             what = "timed out" if isinstance(exc, openai.APITimeoutError) else "connection failed"
-            return ModelUnavailable(f"OpenAI {what}: {self._scrub(str(exc))}", usage=usage), True, None
+            return ModelUnavailable(f"OpenAI {what}: {self._scrub(str(exc))}"), True, None
         detail = self._scrub(getattr(exc, "message", None) or str(exc))
         code = str(getattr(exc, "code", None) or "")
         kind = str(getattr(exc, "type", None) or "")
         if not isinstance(exc, openai.APIStatusError):
             # An error event inside a 200 stream: the SDK gives no status, only the error body.
             if "insufficient_quota" in (code, kind):
-                return ModelRejected(_quota_message(detail), usage=usage), False, None
+                return ModelRejected(_quota_message(detail)), False, None
             if "rate_limit" in code or kind in ("requests", "tokens", "rate_limit_error"):
-                return ModelRateLimited(detail, usage=usage), True, None
+                return ModelRateLimited(detail), True, None
             if code == "context_length_exceeded":
-                return PromptTooLong(detail, usage=usage), False, None
+                return PromptTooLong(detail), False, None
             if kind == "invalid_request_error":
-                return ModelRejected(detail, usage=usage), False, None
-            return ModelUnavailable(f"OpenAI stream error: {detail}", usage=usage), True, None
+                return ModelRejected(detail), False, None
+            return ModelUnavailable(f"OpenAI stream error: {detail}"), True, None
 
         status = exc.status_code
         retry_after = _retry_after_s(exc.response.headers)
         if status == 429:
             if "insufficient_quota" in (code, kind):
-                return ModelRejected(_quota_message(detail), usage=usage, status_code=status), False, None
-            return ModelRateLimited(detail, usage=usage, status_code=status), True, retry_after
+                return ModelRejected(_quota_message(detail), status_code=status), False, None
+            return ModelRateLimited(detail, status_code=status), True, retry_after
         if status in (503, 529) or "overloaded" in kind:
-            return ModelOverloaded(detail, usage=usage, status_code=status), True, retry_after
+            return ModelOverloaded(detail, status_code=status), True, retry_after
         if status >= 500:
-            return (
-                ModelUnavailable(f"OpenAI server error {status}: {detail}", usage=usage, status_code=status),
-                status in _RETRY_STATUSES,
-                retry_after,
-            )
+            error = ModelUnavailable(f"OpenAI server error {status}: {detail}", status_code=status)
+            return error, status in _RETRY_STATUSES, retry_after
         if status == 413 or code == "context_length_exceeded" or _says_context_too_long(detail):
-            return PromptTooLong(detail, usage=usage, status_code=status), False, None
+            return PromptTooLong(detail, status_code=status), False, None
         if status == 401:
             key_hint = "the server's key" if self.compatible else "OPENAI_API_KEY"
             return (
@@ -209,11 +219,10 @@ class OpenAIProvider:
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before retry number attempt+1; never more than max_retry_wait_s."""
-        if retry_after is not None:
-            return max(0.0, min(retry_after, self.max_retry_wait_s))
         # Jitter keeps many threads that failed together from retrying together.
-        exponential = _FIRST_BACKOFF_S * (2**attempt) * random.uniform(0.75, 1.0)
-        return min(exponential, self.max_retry_wait_s)
+        backoff = _FIRST_BACKOFF_S * (2**attempt) * random.uniform(0.75, 1.0)
+        wait = max(backoff, retry_after) if retry_after is not None else backoff
+        return min(wait, self.max_retry_wait_s)
 
     def _scrub(self, text: str) -> str:
         # Some servers and proxies echo the key back in their error text; it must not reach logs or users.

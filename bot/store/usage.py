@@ -94,3 +94,93 @@ class UsageMixin:
     def spend_since(self, since: float, *, user_id: str | None = None) -> Decimal:
         """Total cost since a time, for one user or the whole workspace (exact Decimal sum)."""
         return sum((r.cost_usd for r in self.usage_rows(user_id=user_id, since=since)), Decimal(0))
+
+    # Report queries: totals and GROUP BY breakdowns over a time range.
+
+    def usage_totals(self, *, since: float, until: float | None = None, user_id: str | None = None,
+                     team_id: str | None = None) -> UsageTotals:
+        where, params = usage_filter(since=since, until=until, user_id=user_id, team_id=team_id)
+        with self.lock:  # type: ignore[attr-defined]
+            row = self.conn.execute(f"SELECT {_TOTALS} FROM usage" + where, params).fetchone()  # type: ignore[attr-defined]
+        return _totals(row)
+
+    def usage_grouped(self, by: str, *, since: float, until: float | None = None,
+                      user_id: str | None = None, limit: int | None = None) -> list[tuple[object, UsageTotals]]:
+        """Totals per user_id, model, surface or UTC day (day = days since 1970-01-01), most cost first
+        (days in date order)."""
+        if by not in _GROUPS:
+            raise ValueError(f"cannot group usage by {by!r}")
+        key = _GROUPS[by]
+        where, params = usage_filter(since=since, until=until, user_id=user_id)
+        order = "1" if by == "day" else "7 DESC, 2 DESC, 1"
+        sql = f"SELECT {key}, {_TOTALS} FROM usage{where} GROUP BY 1 ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self.lock:  # type: ignore[attr-defined]
+            rows = self.conn.execute(sql, params).fetchall()  # type: ignore[attr-defined]
+        return [(r[0], _totals(r[1:])) for r in rows]
+
+
+# --- aggregation (GROUP BY in SQL; exact money) ------------------------------------------------
+
+# cost_usd is stored as Decimal text. SQLite has no decimal type, so sums go through integer
+# picodollars (1e-12 USD): every per-call cost with up to 12 decimals (all published per-token rates
+# are far coarser) converts exactly, and integer SUM is exact.
+PICODOLLARS = Decimal(10) ** 12
+_COST_PICO = "CAST(ROUND(CAST(cost_usd AS REAL) * 1e12) AS INTEGER)"
+_TOTALS = (
+    "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
+    " COALESCE(SUM(cache_creation_input_tokens), 0), COALESCE(SUM(cache_read_input_tokens), 0),"
+    f" COALESCE(SUM({_COST_PICO}), 0)"
+)
+# Unix time is UTC without leap seconds, so day boundaries are exact multiples of 86,400.
+_GROUPS = {
+    "user_id": "user_id",
+    "model": "model",
+    "surface": "surface",
+    "day": "CAST(created_at / 86400 AS INTEGER)",
+}
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens + self.cache_creation_input_tokens
+                + self.cache_read_input_tokens)
+
+
+def _totals(row: tuple) -> UsageTotals:
+    return UsageTotals(*row[:5], cost_usd=Decimal(row[5]) / PICODOLLARS)
+
+
+def usage_filter(*, since: float, until: float | None, user_id: str | None,
+                 team_id: str | None = None) -> tuple[str, list[object]]:
+    """WHERE clause shared by the aggregate queries (and the limits check)."""
+    where = ["created_at >= ?"]
+    params: list[object] = [since]
+    if until is not None:
+        where.append("created_at < ?")
+        params.append(until)
+    if user_id is not None:
+        where.append("user_id = ?")
+        params.append(user_id)
+    if team_id is not None:
+        where.append("team_id = ?")
+        params.append(team_id)
+    return " WHERE " + " AND ".join(where), params
+
+
+def spend_sql(conn: object, *, since: float, user_id: str | None = None, team_id: str | None = None) -> Decimal:
+    """Exact spend since a time, on a given connection (so callers can run it inside a transaction)."""
+    where, params = usage_filter(since=since, until=None, user_id=user_id, team_id=team_id)
+    row = conn.execute(f"SELECT COALESCE(SUM({_COST_PICO}), 0) FROM usage" + where, params).fetchone()  # type: ignore[attr-defined]
+    return Decimal(row[0]) / PICODOLLARS

@@ -163,7 +163,9 @@ class FakeAnthropic:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._handle_messages)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        # Cancel a handler whose client went away (a timed-out call), so stop() never waits on it.
+        self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True,
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -131,9 +131,9 @@ class FakeOpenMeteo:
         app.router.add_get("/v1/search", self._handle_search)
         app.router.add_get("/v1/forecast", self._handle_forecast)
         self._closing = asyncio.Event()
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self

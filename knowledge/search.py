@@ -1,0 +1,153 @@
+"""Hybrid knowledge search: vector KNN and FTS5 BM25, both filtered by scope in SQL, then fused."""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from bot.store import Store
+    from knowledge.embed import Embedder
+
+Mode = Literal["hybrid", "bm25", "vector"]
+
+WORKSPACE = "workspace"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: int
+    document_id: int
+    title: str
+    section: str | None
+    page: int | None
+    text: str
+    score: float
+    permalink: str | None
+    scope: str
+
+    @property
+    def location(self) -> str:
+        """Where in the document: "p. 3", a section heading, or ""."""
+        if self.page is not None:
+            return f"p. {self.page}"
+        return self.section or ""
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """How the two rankings are combined; defaults tuned on SciFact train (see bench/scifact.py)."""
+
+    rrf_k: float = 60.0
+    vector_weight: float = 1.0
+    bm25_weight: float = 1.0
+    candidates: int = 100  # taken from each ranking before fusing
+    bm25_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # title, section, text columns
+
+
+DEFAULT_FUSION = FusionParams()
+
+
+def scopes_for(*, user_id: str, channel_id: str | None) -> list[str]:
+    """The scopes a search by this user from this conversation may read (DESIGN invariant 7).
+
+    A DM (channel id D…) sees workspace documents and the user's own uploads; a channel sees
+    workspace documents and that channel's uploads. A user's private uploads are deliberately not
+    searched from a channel: the answer is posted where everyone in the channel can read it.
+    """
+    if channel_id is None or channel_id.startswith("D"):
+        return [WORKSPACE, f"user:{user_id}"]
+    return [WORKSPACE, f"channel:{channel_id}"]
+
+
+def scope_for_upload(*, user_id: str, channel_id: str | None) -> str:
+    """Where a shared file lands: private to the uploader in a DM, else the channel it was shared in."""
+    if channel_id is None or channel_id.startswith("D"):
+        return f"user:{user_id}"
+    return f"channel:{channel_id}"
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 MATCH expression OR-ing the query's words, each quoted (user text is never syntax)."""
+    words = dict.fromkeys(w.lower() for w in _WORD.findall(text))
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def search(
+    store: "Store",
+    embedder: "Embedder",
+    query: str,
+    *,
+    scopes: list[str],
+    k: int = 5,
+    mode: Mode = "hybrid",
+    fusion: FusionParams = DEFAULT_FUSION,
+) -> list[SearchHit]:
+    """The top-k chunks for a query in these scopes, best first. Blocking: call it from a thread."""
+    if not query.strip() or not scopes or k <= 0:
+        return []
+    ranked = fused_scores(store, embedder, query, scopes=scopes, k=k, mode=mode, fusion=fusion)
+    top = ranked[:k]
+    chunks = store.knowledge_chunks([chunk_id for chunk_id, _ in top])
+    hits = []
+    for chunk_id, score in top:
+        chunk = chunks.get(chunk_id)
+        if chunk is None:  # deleted between the two reads
+            continue
+        hits.append(SearchHit(
+            chunk_id=chunk_id, document_id=chunk.document_id, title=chunk.title, section=chunk.section,
+            page=chunk.page, text=chunk.text, score=score, permalink=chunk.permalink, scope=chunk.scope,
+        ))
+    return hits
+
+
+def fused_scores(
+    store: "Store",
+    embedder: "Embedder",
+    query: str,
+    *,
+    scopes: list[str],
+    k: int,
+    mode: Mode = "hybrid",
+    fusion: FusionParams = DEFAULT_FUSION,
+) -> list[tuple[int, float]]:
+    """(chunk id, score) best first, without loading chunk texts (the benchmark's entry point)."""
+    depth = max(fusion.candidates, k)
+    lexical: list[tuple[int, float]] = []
+    semantic: list[tuple[int, float]] = []
+    if mode in ("hybrid", "bm25"):
+        lexical = store.knowledge_bm25(fts_query(query), scopes=scopes, limit=depth, weights=fusion.bm25_weights)
+    if mode in ("hybrid", "vector"):
+        vector = embedder.embed([query])[0]
+        semantic = store.knowledge_knn(vector, model=embedder.model, dim=embedder.dim, scopes=scopes, k=depth)
+    if mode == "bm25":
+        return lexical
+    if mode == "vector":
+        return semantic
+    return rrf([(semantic, fusion.vector_weight), (lexical, fusion.bm25_weight)], k=fusion.rrf_k)
+
+
+def rrf(rankings: list[tuple[list[tuple[int, float]], float]], *, k: float = 60.0) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion: sum of weight / (k + rank) over the rankings an id appears in."""
+    scores: dict[int, float] = {}
+    for ranking, weight in rankings:
+        for rank, (item, _) in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+async def search_async(
+    store: "Store",
+    embedder: "Embedder",
+    query: str,
+    *,
+    scopes: list[str],
+    k: int = 5,
+    mode: Mode = "hybrid",
+) -> list[SearchHit]:
+    """search() in a worker thread, so embedding the query never blocks the event loop."""
+    return await asyncio.to_thread(search, store, embedder, query, scopes=scopes, k=k, mode=mode)
