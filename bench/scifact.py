@@ -141,9 +141,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
     parser.add_argument("--embedder", choices=["local", "openai"], default="local")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (1 is faster on a busy machine)")
     args = parser.parse_args()
 
-    embedder = LocalEmbedder() if args.embedder == "local" else OpenAIEmbedder()
+    embedder = LocalEmbedder(threads=args.threads) if args.embedder == "local" else OpenAIEmbedder()
     corpus, queries, qrels = load(args.data)
     chunks = chunk_corpus(corpus)
     print(f"SciFact: {len(corpus)} documents → {len(chunks)} chunks ({CHUNK_TOKENS} pieces, overlap {OVERLAP_TOKENS}),"

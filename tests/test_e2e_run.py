@@ -121,7 +121,7 @@ async def test_dm_is_answered_in_a_thread_under_the_message(fakes, http_bot):
 async def test_ignores_bots_edits_and_deletions_but_acks_them(fakes, http_bot):
     slack, model = fakes
     ignored = [
-        fs.dm_message("from another bot", bot_id="B0OTHER"),
+        {**fs.dm_message("from another bot"), "bot_id": "B0OTHER"},
         {**fs.dm_message("edited"), "subtype": "message_changed"},
         {**fs.dm_message("gone"), "subtype": "message_deleted"},
     ]

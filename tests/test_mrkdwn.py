@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.mrkdwn import escape_mrkdwn, slack_link, to_mrkdwn
+from bot.mrkdwn import IncrementalRenderer, escape_mrkdwn, slack_link, to_mrkdwn
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "mrkdwn" / "cases.yaml").read_text("utf-8"))
 BY_NAME = {case["name"]: case for case in CASES}
@@ -119,3 +119,32 @@ def test_large_answer_renders_quickly():
     began = time.perf_counter()
     to_mrkdwn(markdown)
     assert time.perf_counter() - began < 1.0
+
+
+def _streamed(markdown: str, step: int) -> list[int]:
+    return list(range(1, len(markdown), step)) + [len(markdown)]
+
+
+@pytest.mark.parametrize(("names", "step"), [(None, 11), (None, 97), (["long_realistic_answer", "quote_with_list"], 1)])
+def test_incremental_renderer_matches_full_render_while_streaming(names, step):
+    markdown = "\n\n".join(case["markdown"] for case in CASES if names is None or case["name"] in names)
+    renderer = IncrementalRenderer()
+    for end in _streamed(markdown, step):
+        assert renderer.render(markdown[:end]) == to_mrkdwn(markdown[:end]), end
+
+
+def test_incremental_renderer_really_skips_settled_blocks():
+    renderer = IncrementalRenderer()
+    renderer.render("# Title\n\nFirst paragraph.\n\n- item\n\nLast")
+    assert renderer._source == "# Title\n\nFirst paragraph.\n\n- item\n\n"
+
+
+def test_incremental_renderer_handles_reference_definitions_and_rewrites():
+    markdown = "See [the docs][d] and [more].\n\nSome text.\n\n[d]: https://docs.example.com\n[more]: https://m.example"
+    renderer = IncrementalRenderer()
+    for end in _streamed(markdown, 1):
+        assert renderer.render(markdown[:end]) == to_mrkdwn(markdown[:end]), end
+    assert "<https://docs.example.com|the docs>" in renderer.render(markdown)
+    # The caller may render a different text (a failure notice replacing the answer): no stale cache.
+    assert renderer.render("Something else entirely.") == "Something else entirely."
+    assert renderer.render("a\r\n\r\nb **c**") == to_mrkdwn("a\r\n\r\nb **c**")
