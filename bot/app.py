@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.listeners import events
+from bot.listeners import register_all
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def build_app(runtime: Runtime) -> AsyncApp:
         request_verification_enabled=not settings.socket_mode,
         process_before_response=False,  # ack at once; the answer runs after the ack
     )
-    events.register(app, runtime)
+    register_all(app, runtime)
     return app
 
 

@@ -125,7 +125,8 @@ def _streamed(markdown: str, step: int) -> list[int]:
     return list(range(1, len(markdown), step)) + [len(markdown)]
 
 
-@pytest.mark.parametrize(("names", "step"), [(None, 11), (None, 97), (["long_realistic_answer", "quote_with_list"], 1)])
+@pytest.mark.parametrize(("names", "step"),
+                         [(None, 11), (None, 97), (["long_realistic_answer", "quote_with_list"], 1)])
 def test_incremental_renderer_matches_full_render_while_streaming(names, step):
     markdown = "\n\n".join(case["markdown"] for case in CASES if names is None or case["name"] in names)
     renderer = IncrementalRenderer()
@@ -140,7 +141,8 @@ def test_incremental_renderer_really_skips_settled_blocks():
 
 
 def test_incremental_renderer_handles_reference_definitions_and_rewrites():
-    markdown = "See [the docs][d] and [more].\n\nSome text.\n\n[d]: https://docs.example.com\n[more]: https://m.example"
+    markdown = ("See [the docs][d] and [more].\n\nSome text.\n\n"
+                "[d]: https://docs.example.com\n[more]: https://m.example")
     renderer = IncrementalRenderer()
     for end in _streamed(markdown, 1):
         assert renderer.render(markdown[:end]) == to_mrkdwn(markdown[:end]), end

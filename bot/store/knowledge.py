@@ -20,8 +20,9 @@ MIGRATIONS = [
     (
         "knowledge_001_init",
         """
+        -- AUTOINCREMENT: a deleted document's id is never reused by the next upload.
         CREATE TABLE knowledge_documents (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             scope TEXT NOT NULL,
             title TEXT NOT NULL,
             mimetype TEXT,
@@ -39,7 +40,7 @@ MIGRATIONS = [
         );
         CREATE INDEX knowledge_documents_by_scope ON knowledge_documents(scope, id);
         CREATE TABLE knowledge_chunks (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             document_id INTEGER NOT NULL REFERENCES knowledge_documents(id) ON DELETE CASCADE,
             ordinal INTEGER NOT NULL,
             scope TEXT NOT NULL,

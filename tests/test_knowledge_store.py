@@ -1,0 +1,267 @@
+"""Knowledge storage through the public ingest/search functions: scopes, replace, delete, re-embed,
+bad files, and all-or-nothing writes. A small hashing embedder stands in for the model here (the
+real model is exercised in test_knowledge_search.py)."""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.store import Store
+from bot.store import knowledge as store_knowledge
+from knowledge.errors import (
+    DocumentNotFound,
+    EmptyDocument,
+    EncryptedPdf,
+    FileTooLarge,
+    KnowledgeError,
+    MalformedFile,
+    SuspiciousArchive,
+    UnsupportedFileType,
+    WrongContent,
+)
+from knowledge.ingest import (
+    EMBED_BATCH,
+    Progress,
+    delete_document,
+    ingest_bytes,
+    ingest_path,
+    list_documents,
+    reembed,
+    set_scope,
+)
+from knowledge.search import scopes_for, search
+from tests.knowledge_files import make_docx_bomb, make_encrypted_pdf, make_pdf
+
+
+class HashEmbedder:
+    """Bag of hashed words → unit vector: texts sharing words are near, others are not."""
+
+    def __init__(self, model: str = "hash-a", dim: int = 64):
+        self.model = model
+        self.dim = dim
+        self.window = 256
+        self.calls = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+        return out / norms
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "kb.db")
+    yield s
+    s.close()
+
+
+def add(store: Store, embedder, text: str, *, scope: str, filename: str = "doc.txt", **kwargs):
+    return ingest_bytes(
+        store, embedder, data=text.encode(), filename=filename, mimetype=None, scope=scope,
+        uploaded_by=kwargs.pop("uploaded_by", "U0"), **kwargs,
+    )
+
+
+EMPTY = {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
+
+
+def test_scope_privacy_in_bm25_and_vector_search(store: Store) -> None:
+    e = HashEmbedder()
+    docs = {
+        "user:UA": "alpha secret salary review for Ana",
+        "user:UB": "bravo secret salary review for Bo",
+        "channel:C1": "charlie channel one salary review notes",
+        "channel:C2": "delta channel two salary review notes",
+        "workspace": "echo workspace salary review policy",
+    }
+    ids = {scope: add(store, e, text, scope=scope, filename=f"{scope}.txt").document_id for scope, text in docs.items()}
+
+    def visible(user: str, channel: str, mode: str) -> set[int]:
+        hits = search(store, e, "salary review", scopes=scopes_for(user_id=user, channel_id=channel), k=10, mode=mode)
+        return {h.document_id for h in hits}
+
+    for mode in ("bm25", "vector", "hybrid"):
+        # A DM: workspace + the user's own uploads only.
+        assert visible("UA", "DA", mode) == {ids["workspace"], ids["user:UA"]}
+        assert visible("UB", "DB", mode) == {ids["workspace"], ids["user:UB"]}
+        # A channel: workspace + that channel; nobody's private uploads, not even the asker's.
+        assert visible("UA", "C1", mode) == {ids["workspace"], ids["channel:C1"]}
+        assert visible("UB", "C2", mode) == {ids["workspace"], ids["channel:C2"]}
+    assert {d.id for d in list_documents(store, ["workspace", "user:UB"])} == {ids["workspace"], ids["user:UB"]}
+
+
+def test_knn_matrix_path_matches_vec0_and_sees_changes(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    e = HashEmbedder()
+    for i in range(30):
+        # Varied word counts give distinct similarities (no ties to break differently).
+        text = " ".join(["topic1"] * (i % 7 + 1) + ["thing6"] * (i % 3) + [f"other{i}"] * (i % 4 + 1))
+        add(store, e, text, scope="workspace", filename=f"n{i}.txt")
+    add(store, e, "other scope note about topic1", scope="channel:C9", filename="c9.txt")
+    query = e.embed(["topic1 thing6"])[0]
+    via_vec0 = store.knowledge_knn(query, model=e.model, dim=e.dim, scopes=["workspace"], k=5)
+    monkeypatch.setattr(store_knowledge, "KNN_MATRIX_MIN_ROWS", 10)
+    store.__dict__.pop("_knowledge_matrices", None)
+    via_matrix = store.knowledge_knn(query, model=e.model, dim=e.dim, scopes=["workspace"], k=5)
+    assert len(set(round(score, 5) for _, score in via_vec0)) == 5
+    assert [c for c, _ in via_matrix] == [c for c, _ in via_vec0]
+    assert np.allclose([s for _, s in via_matrix], [s for _, s in via_vec0], atol=1e-5)
+    # A delete bumps the scope's version: the cached matrix is reloaded, the chunk is gone.
+    best_chunk = via_matrix[0][0]
+    best_doc = store.knowledge_chunks([best_chunk])[best_chunk].document_id
+    delete_document(store, best_doc)
+    after = store.knowledge_knn(query, model=e.model, dim=e.dim, scopes=["workspace"], k=5)
+    assert best_chunk not in [c for c, _ in after] and len(after) == 5
+
+
+def test_same_content_in_same_scope_replaces(store: Store) -> None:
+    e = HashEmbedder()
+    first = add(store, e, "the wiki page", scope="channel:C1", filename="wiki.txt")
+    again = add(store, e, "the wiki page", scope="channel:C1", filename="wiki-copy.txt")
+    assert not first.replaced and again.replaced
+    assert [d.id for d in list_documents(store, None)] == [again.document_id]
+    assert store.knowledge_count_rows(first.document_id) == EMPTY
+    other_scope = add(store, e, "the wiki page", scope="channel:C2", filename="wiki.txt")
+    assert not other_scope.replaced
+    assert len(list_documents(store, None)) == 2
+
+
+def test_delete_removes_document_from_every_index(store: Store) -> None:
+    e = HashEmbedder()
+    keep = add(store, e, "keep this kiwi document", scope="workspace", filename="keep.txt")
+    gone = add(store, e, "remove this mango document " * 200, scope="workspace", filename="gone.txt")
+    counts = store.knowledge_count_rows(gone.document_id)
+    assert counts["documents"] == 1 and counts["chunks"] == counts["fts"] == counts["vectors"] == gone.chunks > 1
+    removed = delete_document(store, gone.document_id)
+    assert removed.title == "gone.txt"
+    assert store.knowledge_count_rows(gone.document_id) == EMPTY
+    assert store.knowledge_total_rows() == {"documents": 1, "chunks": 1, "fts": 1, "vectors": 1}
+    for mode in ("bm25", "vector"):
+        assert {h.document_id for h in search(store, e, "mango document", scopes=["workspace"], k=5, mode=mode)} == {keep.document_id}
+    with pytest.raises(DocumentNotFound):
+        delete_document(store, gone.document_id)
+
+
+def test_set_scope_makes_a_private_document_workspace_wide(store: Store) -> None:
+    e = HashEmbedder()
+    doc = add(store, e, "quarterly roadmap", scope="user:UA", filename="roadmap.txt")
+    assert search(store, e, "roadmap", scopes=scopes_for(user_id="UB", channel_id="DB"), mode="vector") == []
+    moved = set_scope(store, doc.document_id, "workspace")
+    assert moved.scope == "workspace"
+    for mode in ("bm25", "vector"):
+        hits = search(store, e, "roadmap", scopes=scopes_for(user_id="UB", channel_id="DB"), mode=mode)
+        assert [(h.document_id, h.scope) for h in hits] == [(doc.document_id, "workspace")]
+    with pytest.raises(KnowledgeError):
+        set_scope(store, doc.document_id, "everyone")
+
+
+def test_changing_the_embedder_re_embeds_instead_of_mixing_spaces(store: Store) -> None:
+    old = HashEmbedder("hash-a", 64)
+    doc = add(store, old, "vector spaces must not mix " * 100, scope="workspace", filename="v.txt")
+    new = HashEmbedder("hash-b", 32)
+    assert search(store, new, "vector spaces", scopes=["workspace"], mode="vector") == []
+    assert reembed(store, new) == 1
+    stored = store.knowledge_document(doc.document_id)
+    assert (stored.embedding_model, stored.embedding_dim) == ("hash-b", 32)
+    assert store.knowledge_count_rows(doc.document_id)["vectors"] == doc.chunks  # moved, not copied
+    assert {h.document_id for h in search(store, new, "vector spaces", scopes=["workspace"], mode="vector")} == {doc.document_id}
+    assert search(store, old, "vector spaces", scopes=["workspace"], mode="vector") == []
+    assert reembed(store, new) == 0
+
+
+BAD_FILES = [
+    ("report.pdf", "application/pdf",
+     b"<!DOCTYPE html><html><head><title>Sign in - Google Accounts</title></head><body>Sign in</body></html>",
+     WrongContent),
+    ("photo.png", "image/png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", UnsupportedFileType),
+    ("board.pdf", "application/pdf", make_encrypted_pdf(["numbers"]), EncryptedPdf),
+    ("broken.pdf", "application/pdf", b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog", MalformedFile),
+    ("bomb.docx", None, make_docx_bomb(), SuspiciousArchive),
+    ("blank.txt", "text/plain", b"   \n\n  ", EmptyDocument),
+]
+
+
+@pytest.mark.parametrize("filename, mimetype, data, error", BAD_FILES, ids=[f[0] for f in BAD_FILES])
+def test_bad_files_raise_the_right_error_and_store_nothing(store: Store, filename, mimetype, data, error) -> None:
+    with pytest.raises(error) as info:
+        ingest_bytes(store, HashEmbedder(), data=data, filename=filename, mimetype=mimetype, scope="workspace",
+                     uploaded_by="U1")
+    assert filename in info.value.user_message()
+    assert store.knowledge_total_rows() == EMPTY
+
+
+def test_oversize_file_is_refused_before_parsing(store: Store) -> None:
+    with pytest.raises(FileTooLarge) as info:
+        ingest_bytes(store, HashEmbedder(), data=b"x" * 3_000_000, filename="big.txt", mimetype=None,
+                     scope="workspace", uploaded_by="U1", max_bytes=2 * 1_048_576)
+    assert info.value.user_message() == "big.txt is 2.9 MB; the knowledge base accepts files up to 2 MB."
+    assert store.knowledge_total_rows() == EMPTY
+
+
+class FailingEmbedder(HashEmbedder):
+    def __init__(self, *, fail_on_call: int, wrong_dim: bool = False):
+        super().__init__()
+        self.fail_on_call = fail_on_call
+        self.wrong_dim = wrong_dim
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = super().embed(texts)
+        if self.calls == self.fail_on_call:
+            if self.wrong_dim:
+                return vectors[:, :10]  # fails inside the write transaction
+            raise RuntimeError("embedding service went away")
+        return vectors
+
+
+@pytest.mark.parametrize("wrong_dim", [False, True])
+def test_failure_mid_ingest_leaves_no_rows(store: Store, wrong_dim: bool) -> None:
+    add(store, HashEmbedder(), "an existing document", scope="workspace", filename="old.txt")
+    before = store.knowledge_total_rows()
+    text = "lots of words here " * 3000  # several embedding batches
+    embedder = FailingEmbedder(fail_on_call=2, wrong_dim=wrong_dim)
+    with pytest.raises((RuntimeError, ValueError)):
+        add(store, embedder, text, scope="workspace", filename="new.txt")
+    assert embedder.calls == 2
+    assert store.knowledge_total_rows() == before
+
+
+def test_progress_reports_reading_indexing_and_done(store: Store) -> None:
+    events: list[Progress] = []
+    result = add(store, HashEmbedder(), "word " * 20000, scope="workspace", filename="long.txt",
+                 progress=events.append)
+    assert result.chunks > EMBED_BATCH
+    assert events[0] == Progress("reading", "long.txt")
+    indexing = [p for p in events if p.stage == "indexing"]
+    assert indexing[0].done == 0 and indexing[-1].done == indexing[-1].total == result.chunks
+    assert [p.done for p in indexing] == sorted(p.done for p in indexing)
+    assert events[-1].stage == "done" and events[-1].total == result.chunks
+    assert events[-1].text().startswith(f"Added long.txt: {result.chunks} chunks in ")
+
+
+def test_ingest_path_streams_text_and_matches_bytes_ingest(store: Store, tmp_path: Path) -> None:
+    e = HashEmbedder()
+    content = "".join(f"## Part {i}\nline about subject {i}\n\n" for i in range(300))
+    path = tmp_path / "notes.md"
+    path.write_text(content, encoding="utf-8")
+    from_disk = ingest_path(store, e, path, scope="workspace")
+    assert from_disk.kind == "markdown" and from_disk.chunks == 300
+    assert from_disk.sha256 == hashlib.sha256(content.encode()).hexdigest()
+    from_bytes = add(store, e, content, scope="workspace", filename="notes.md")
+    assert from_bytes.replaced and from_bytes.chunks == from_disk.chunks
+    hits = search(store, e, "subject 42", scopes=["workspace"], k=1, mode="bm25")
+    assert hits[0].section == "Part 42"
+
+
+def test_ingest_path_reads_pdf_pages(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "handbook.pdf"
+    path.write_bytes(make_pdf(["Welcome", "Expenses are reimbursed monthly", "Travel policy"]))
+    result = ingest_path(store, HashEmbedder(), path, scope="workspace")
+    hits = search(store, HashEmbedder(), "reimbursed", scopes=["workspace"], k=1, mode="bm25")
+    assert result.kind == "pdf" and hits[0].page == 2 and hits[0].location == "p. 2"
