@@ -10,16 +10,22 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.health import LoopLagMonitor, peak_rss_mb
 from bot.listeners import register_all
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# Answers in flight get this long to finish after SIGTERM (deploys), then end with a short notice.
+SHUTDOWN_GRACE_S = 20.0
+
 
 def build_app(runtime: Runtime) -> AsyncApp:
     settings = runtime.settings
     assert settings.slack_bot_token is not None
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    # Share the runtime's aiohttp session: Slack calls reuse connections instead of opening one each.
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
+                            session=runtime.http)
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = AsyncApp(
         client=client,
@@ -46,6 +52,7 @@ async def serve(settings: Settings) -> None:
         else:
             await _serve_http(app, settings, stop)
     finally:
+        await runtime.conversations.drain(SHUTDOWN_GRACE_S)
         await runtime.aclose()
         log.info("threadbot stopped")
 
@@ -64,8 +71,15 @@ async def _serve_socket_mode(app: AsyncApp, settings: Settings, stop: asyncio.Ev
 async def _serve_http(app: AsyncApp, settings: Settings, stop: asyncio.Event) -> None:
     web_app = app.web_app(path="/slack/events", port=settings.port)
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+    lag = LoopLagMonitor()
+    lag.start()
+
+    async def healthz(request: web.Request) -> web.Response:
+        body = {"ok": True, "loop_lag_p50_ms": lag.percentile_ms(50), "loop_lag_p99_ms": lag.percentile_ms(99),
+                "loop_lag_max_ms": lag.percentile_ms(100), "peak_rss_mb": peak_rss_mb()}
+        if request.query.get("reset") == "1":  # benchmarks measure one phase at a time
+            lag.reset()
+        return web.json_response(body)
 
     web_app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(web_app, access_log=None)
@@ -74,4 +88,5 @@ async def _serve_http(app: AsyncApp, settings: Settings, stop: asyncio.Event) ->
     await site.start()
     log.info("threadbot listening on port %s (HTTP mode, events at /slack/events)", settings.port)
     await stop.wait()
+    await lag.stop()
     await runner.cleanup()

@@ -27,22 +27,49 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
+    # Needs only a model (key or OPENAI_BASE_URL), never Slack settings: provider_for checks that.
+    from bot.console import quiet_logging, run_console
+
+    quiet_logging(level_set_explicitly="THREADBOT_LOG_LEVEL" in os.environ)
+    return run_console(settings, thread=args.thread)
+
+
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     import json
-    import time
+    from datetime import datetime, timezone
 
     from bot.store import Store
     from bot.usage_report import build_report, render_text, to_json
 
+    # Opening a missing path would create an empty database and print a report of zeros.
+    if not settings.db_path.exists():
+        raise ConfigError(f"THREADBOT_DB: no database at {settings.db_path}. Point it at the bot's database file.")
     store = Store(settings.db_path)
-    users = args.user or [None]
-    reports = [build_report(store, user_id=user, days=args.days, now=time.time()) for user in users]
+    try:
+        now = datetime.now(timezone.utc)
+        users = args.user or [None]
+        reports = [build_report(store, user_id=user, days=args.days, now=now) for user in users]
+    finally:
+        store.close()
     if args.json:
         data = [to_json(r) for r in reports]
-        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
     else:
         print("\n\n".join(render_text(r) for r in reports))
     return 0
+
+
+def _days(value: str) -> int:
+    from bot.usage_report import MAX_DAYS
+
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"pick between 1 and {MAX_DAYS} days")
+    return days
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     usage = sub.add_parser("usage", help="the usage report")
     usage.add_argument("--user", action="append", help="a Slack user id (repeatable); default: everyone")
-    usage.add_argument("--days", type=int, default=30)
+    usage.add_argument("--days", type=_days, default=30, help="report window in days (1-365, default 30)")
     usage.add_argument("--json", action="store_true")
     return parser
 
 
-COMMANDS = {"run": cmd_run, "usage": cmd_usage}
+COMMANDS = {"run": cmd_run, "console": cmd_console, "usage": cmd_usage}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.agent import Agent, ReplySink
-from bot.budget import cache_point, fit_history
+from bot.budget import cache_point, trim_history
 from bot.config import Settings
-from bot.errors import LimitExceeded, ThreadbotError
+from bot.errors import Interrupted, LimitExceeded, ThreadbotError
 from bot.history import repair
 from bot.limits import check_and_reserve
 from bot.llm.base import Provider
@@ -78,6 +78,7 @@ class Conversations:
         )
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._waiting: dict[tuple[str, str], int] = defaultdict(int)
+        self._active: set[asyncio.Task[None]] = set()
         self._fixed_tokens = count_text_tokens(settings.system_prompt) + count_tools_tokens(registry.specs())
 
     async def handle(self, turn: Turn, reply: Reply) -> None:
@@ -86,20 +87,24 @@ class Conversations:
             await reply.say(EMPTY_MESSAGE_HELP)
             return
         try:
-            await asyncio.to_thread(
-                check_and_reserve, self.store, user_id=turn.user_id, team_id=turn.team_id,
-                settings=self.settings, now=datetime.now(timezone.utc),
-            )
+            # On the loop thread like every other store call: one short transaction, and no contention
+            # between worker threads and the loop for the store's lock.
+            check_and_reserve(self.store, user_id=turn.user_id, team_id=turn.team_id,
+                              settings=self.settings, now=datetime.now(timezone.utc))
         except LimitExceeded as exc:
             await reply.say(exc.user_message())
             return
         await reply.start()
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
         key = (turn.channel_id, turn.thread_ts)
         self._waiting[key] += 1
         try:
             async with self._locks[key]:
                 await self._answer(turn, text, reply)
         finally:
+            self._active.discard(task)  # type: ignore[arg-type]
             self._waiting[key] -= 1
             if not self._waiting[key]:  # forget idle threads so the dicts don't grow forever
                 del self._waiting[key]
@@ -113,8 +118,11 @@ class Conversations:
         user_tokens = count_message_tokens(user_message)
         self.store.append_messages(conversation_id, [user_message], token_counts=[user_tokens],
                                    user_id=turn.user_id, slack_ts=turn.ts)
+        originals = [m.message for m in stored] + [user_message]
+        history = repair(originals)
+        if history == originals:  # the usual case: nothing repaired, so the stored counts apply as they are
+            history = originals
         counts = {id(m.message): m.token_count for m in stored}
-        history = repair([m.message for m in stored] + [user_message])
         counts[id(user_message)] = user_tokens
 
         def persist(messages: list[Message]) -> None:
@@ -125,9 +133,10 @@ class Conversations:
 
         def prepare(messages: list[Message]) -> tuple[list[Message], int | None]:
             rows = [StoredMessage(id=i, message=m, token_count=counts.get(id(m))) for i, m in enumerate(messages)]
-            window = fit_history(rows, model=self.model, max_tokens=self.settings.max_tokens,
-                                 system_tokens=self._fixed_tokens, tools_tokens=0)
-            return window, cache_point(window)
+            trimmed = trim_history(rows, model=self.model, max_tokens=self.settings.max_tokens,
+                                   system_tokens=self._fixed_tokens, tools_tokens=0)
+            meter.expect_input_tokens(trimmed.messages, self._fixed_tokens + trimmed.estimated_tokens)
+            return trimmed.messages, cache_point(trimmed.messages)
 
         meter = Meter(self.store, self.provider, Attribution(
             team_id=turn.team_id, user_id=turn.user_id, channel_id=turn.channel_id,
@@ -140,10 +149,25 @@ class Conversations:
         try:
             outcome = await self.agent.run(history, ctx=ctx, reply=reply, stream=meter.stream,
                                            persist=persist, prepare=prepare)
+        except asyncio.CancelledError:
+            # Shutting down mid-answer: tell the user and close the turn rather than leave "Thinking…".
+            await self._fail(conversation_id, reply, Interrupted())
+            raise
         except Exception as exc:
             await self._fail(conversation_id, reply, exc)
             return
         await reply.finish(notice=outcome.notice)
+
+    async def drain(self, timeout_s: float) -> None:
+        """On shutdown: let answers in flight finish for up to `timeout_s`, then interrupt the rest."""
+        if not self._active:
+            return
+        log.info("waiting up to %ss for %d answers in flight", timeout_s, len(self._active))
+        _, pending = await asyncio.wait(set(self._active), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=10)
 
     async def _fail(self, conversation_id: int, reply: Reply, exc: Exception) -> None:
         ref = reference_id()

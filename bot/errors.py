@@ -51,6 +51,10 @@ class MessageTooLarge(ThreadbotError):
     """That message is too long for me to process. Please shorten it or share it as a file."""
 
 
+class Interrupted(ThreadbotError):
+    """I was restarted while answering, so this answer is incomplete. Please ask again."""
+
+
 class ToolRoundLimit(ThreadbotError):
     """I reached my limit of steps for one question, so this answer may be incomplete."""
 

@@ -1,4 +1,5 @@
-"""Metered model calls: every call writes exactly one usage row, also when it fails."""
+"""Metered model calls: every call writes exactly one usage row, also when it fails, and calibrates
+the token estimate against what the provider reports."""
 from __future__ import annotations
 
 import logging
@@ -6,9 +7,10 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator
 
+from bot.budget import calibrate
 from bot.errors import ModelError
 from bot.llm.base import Provider
-from bot.llm.types import MessageDone, ModelRequest, StreamEvent, Usage
+from bot.llm.types import Message, MessageDone, ModelRequest, StreamEvent, Usage
 from bot.pricing import cost_usd
 from bot.store import Store, UsageRow
 
@@ -33,13 +35,27 @@ class Meter:
         self.store = store
         self.provider = provider
         self.attribution = attribution
+        # (the request's message list, our estimate of its whole prompt) from the prepare step.
+        self._expected: tuple[list[Message], int] | None = None
+
+    def expect_input_tokens(self, messages: list[Message], estimated: int) -> None:
+        """Our pre-call estimate (system + tools + `messages`, before the safety factor) for the request
+        that will carry exactly this message list; its reported input tokens calibrate bot.budget."""
+        self._expected = (messages, estimated)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         started = time.monotonic()
+        estimated: int | None = None
+        # Matched by identity: a nested tool call (extract_record) sends other messages and is not
+        # the request that was estimated.
+        if self._expected is not None and self._expected[0] is request.messages:
+            estimated, self._expected = self._expected[1], None
         try:
             async for event in self.provider.stream(request):
                 if isinstance(event, MessageDone):
                     self._record(request.model, event.usage, started, stop_reason=event.stop_reason)
+                    if estimated is not None:
+                        self._calibrate(request.model, estimated, event.usage)
                 yield event
         except ModelError as exc:
             self._record(request.model, exc.usage or Usage(), started, error=type(exc).__name__)
@@ -54,6 +70,12 @@ class Meter:
         if done is None:  # a provider that ends without MessageDone is a bug in the provider
             raise ModelError("the model stream ended without a final message")
         return done
+
+    def _calibrate(self, model: str, estimated: int, usage: Usage) -> None:
+        reported = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+        factor = calibrate(estimated, reported, model=model)
+        log.debug("token estimate %d vs reported %d for %s: safety factor now %.3f",
+                  estimated, reported, model, factor)
 
     def _record(self, model: str, usage: Usage, started: float, *, stop_reason: str | None = None,
                 error: str | None = None) -> None:

@@ -1,7 +1,7 @@
 """Runtime: the long-lived objects one bot process shares (settings, store, model, tools, HTTP)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -25,6 +25,8 @@ class Runtime:
     http: aiohttp.ClientSession
     budget: EditBudget
     conversations: Conversations
+    # chat.appendStream (THREADBOT_STREAMING=native) has its own workspace rate: Tier 4.
+    stream_budget: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100, burst=20))
 
     @classmethod
     async def create(cls, settings: Settings) -> "Runtime":

@@ -79,7 +79,8 @@ def test_search_hit_carries_section_permalink_and_text(store: Store, embedder: L
 
 def test_fts_query_quotes_user_text(store: Store) -> None:
     hostile = 'NEAR("x" AND y*) OR -z: receipts'
-    assert fts_query(hostile) == '"near" OR "x" OR "and" OR "y" OR "or" OR "z" OR "receipts"'
+    assert fts_query(hostile) == '"near" OR "x" OR "y" OR "z" OR "receipts"'
+    assert fts_query("what is it?") == '"what" OR "is" OR "it"'  # only stopwords: keep them
     hits = store.knowledge_bm25(fts_query(hostile), scopes=["workspace"], limit=5)  # no FTS5 syntax error
     assert len(hits) == 1
 
