@@ -145,7 +145,8 @@ class Agent:
             raise ModelUnavailable("the model stream ended without a final message")
         return done
 
-    async def _run_tools(self, ctx: ToolContext, tool_uses: list[ToolUseBlock], reply: ReplySink) -> list[ToolResultBlock]:
+    async def _run_tools(self, ctx: ToolContext, tool_uses: list[ToolUseBlock],
+                         reply: ReplySink) -> list[ToolResultBlock]:
         reply.set_status("\n".join(self.registry.progress_line(u.name, u.input) for u in tool_uses))
         # gather keeps the order of tool_uses, which is the order the results must go back in.
         return list(await asyncio.gather(*(self._run_one(ctx, u) for u in tool_uses)))

@@ -29,10 +29,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     # Needs only a model (key or OPENAI_BASE_URL), never Slack settings: provider_for checks that.
-    from bot.console import quiet_logging, run_console
+    from bot.console import run_console
 
-    quiet_logging(level_set_explicitly="THREADBOT_LOG_LEVEL" in os.environ)
-    return run_console(settings, thread=args.thread)
+    return run_console(settings, thread=args.thread, log_level_set="THREADBOT_LOG_LEVEL" in os.environ)
 
 
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:

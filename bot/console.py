@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Callable
 
 from bot.config import Settings
+from bot.console_commands import (
+    CONSOLE_CHANNEL, CONSOLE_TEAM, CONSOLE_USER, HELP, UPLOAD_SCOPE, delete_text, list_text, search_text, usage_text,
+)
 from bot.console_render import DIM, ITALIC, RESET, YELLOW, MarkdownLines, StreamWriter, strip_controls
 from bot.conversation import GENERIC_FAILURE, Turn, reference_id
 from bot.errors import ThreadbotError
@@ -24,31 +27,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONSOLE_USER = "console"
-CONSOLE_TEAM = "console"
-CONSOLE_CHANNEL = "console"
-UPLOAD_SCOPE = f"user:{CONSOLE_USER}"
 PROMPT = "you> "
 NO_ANSWER = "I don't have an answer to that."
 INTERRUPTED = "(interrupted)"
 
-HELP = """\
-Type a message and press Enter; the answer streams in. Commands:
-  /usage [team | U… | N]    token counts and cost (yours by default, N days)
-  /knowledge list           documents in the knowledge base
-  /knowledge search QUERY   what the document search finds
-  /knowledge delete ID      remove a document
-  /upload PATH              add a file to the knowledge base (private to the console)
-  /help                     this text
-  /exit                     quit (Ctrl-D does too; Ctrl-C stops an answer)"""
-
-USAGE_HELP = ("/usage shows the console's usage (today, 7 and 30 days); /usage team shows everyone's, "
-              "/usage U… one Slack user's; add a number of days, e.g. /usage 7.")
-
 _SLACK_FAILURE = re.compile(r"^:warning:\s*")
 _CODE_TICKS = re.compile(r"`([^`]*)`")
-_DAYS = re.compile(r"^(\d{1,3})d?$", re.IGNORECASE)
-_USER_ID = re.compile(r"^[UW][A-Z0-9]*[0-9][A-Z0-9]*$")
 _COMMAND = re.compile(r"^/([a-z]+)(?:\s+(.*))?$", re.DOTALL)
 
 
@@ -74,10 +58,13 @@ class Screen:
     def answer(self, text: str) -> None:
         self.writer.feed(text)
 
-    def message(self, text: str) -> None:
-        """A complete reply (help, reports, one-off messages), rendered at once."""
+    def message(self, text: str, *, markdown: bool = True) -> None:
+        """A complete reply at once: the bot's own sentences are Markdown; reports and listings are
+        plain text (a model id with underscores must not turn italic)."""
         self.writer.close()
-        self._write((self.markdown.render_block(text) if self.ansi else text).rstrip("\n") + "\n")
+        if self.ansi:
+            text = self.markdown.render_block(text) if markdown else strip_controls(text)
+        self._write(text.rstrip("\n") + "\n")
         self.markdown.reset()
 
     def info(self, text: str) -> None:
@@ -190,7 +177,7 @@ class Console:
             "help": self.cmd_help, "exit": self.cmd_exit, "quit": self.cmd_exit,
         }.get(name)
         if handler is None:
-            self.screen.message(f"Unknown command /{name}. /help lists the commands.")
+            self.screen.message(f"Unknown command /{name}. /help lists the commands.", markdown=False)
             return
         try:
             await handler(rest)
@@ -241,31 +228,31 @@ class Console:
     # --- commands -----------------------------------------------------------------------------
 
     async def cmd_help(self, rest: str) -> None:
-        self.screen.message(HELP)
+        self.screen.message(HELP, markdown=False)
 
     async def cmd_exit(self, rest: str) -> None:
         self.exit_requested = True
 
     async def cmd_usage(self, rest: str) -> None:
-        self.screen.message(usage_text(self.store, text=rest, now=datetime.now(timezone.utc)))
+        self.screen.message(usage_text(self.store, text=rest, now=datetime.now(timezone.utc)), markdown=False)
 
     async def cmd_knowledge(self, rest: str) -> None:
         verb, _, argument = rest.partition(" ")
         argument = argument.strip()
         if verb == "list" and not argument:
-            self.screen.message(await asyncio.to_thread(self._list_documents))
+            self.screen.message(await asyncio.to_thread(list_text, self.store), markdown=False)
         elif verb == "search" and argument:
-            self.screen.message(await self._search(argument))
+            self.screen.message(await search_text(self.store, self.embedder(), argument), markdown=False)
         elif verb == "delete" and argument.isdigit():
-            self.screen.message(await asyncio.to_thread(self._delete, int(argument)))
+            self.screen.message(await asyncio.to_thread(delete_text, self.store, int(argument)), markdown=False)
         else:
-            self.screen.message("Use /knowledge list, /knowledge search QUERY or /knowledge delete ID.")
+            self.screen.message("Use /knowledge list, /knowledge search QUERY or /knowledge delete ID.", markdown=False)
 
     async def cmd_upload(self, rest: str) -> None:
         from knowledge.ingest import ingest_path_async
 
         if not rest:
-            self.screen.message("Use /upload PATH, e.g. /upload ~/notes/handbook.md")
+            self.screen.message("Use /upload PATH, e.g. /upload ~/notes/handbook.md", markdown=False)
             return
         path = Path(rest.strip("'\"")).expanduser()
         if not path.is_file():
@@ -279,7 +266,7 @@ class Console:
         )
         replaced = " (replacing the earlier copy)" if result.replaced else ""
         self.screen.message(f"Added {result.title}{replaced}: {result.chunks} chunks in {result.seconds:.1f} s, "
-                            f"document {result.document_id}, scope {result.scope}.")
+                            f"document {result.document_id}, scope {result.scope}.", markdown=False)
 
     def embedder(self) -> "Embedder":
         if self._embedder is None:
@@ -290,75 +277,14 @@ class Console:
             self._embedder = self.embedder_factory(self.runtime.settings)
         return self._embedder
 
-    def _list_documents(self) -> str:
-        from knowledge.ingest import list_documents
-
-        documents = list_documents(self.store, None)  # the console runs on the operator's own database
-        if not documents:
-            return "The knowledge base is empty. Add a file with /upload PATH."
-        lines = [f"{len(documents)} document{'s' if len(documents) != 1 else ''}:"]
-        for d in documents:
-            added = datetime.fromtimestamp(d.created_at, timezone.utc).strftime("%Y-%m-%d")
-            lines.append(f"  {d.id:>4}  {d.title} — {d.scope}, {d.chunk_count} chunks, added {added} by {d.uploaded_by}")
-        return "\n".join(lines)
-
-    def _delete(self, document_id: int) -> str:
-        from knowledge.ingest import delete_document
-
-        document = delete_document(self.store, document_id)
-        return f"Deleted document {document.id} ({document.title})."
-
-    async def _search(self, query: str) -> str:
-        from knowledge.search import scopes_for, search_async
-
-        # What the bot's search_docs tool sees from the console, plus the console's own uploads.
-        scopes = list(dict.fromkeys([*scopes_for(user_id=CONSOLE_USER, channel_id=CONSOLE_CHANNEL), UPLOAD_SCOPE]))
-        hits = await search_async(self.store, self.embedder(), query, scopes=scopes, k=5)
-        if not hits:
-            return f"Nothing in {', '.join(scopes)} matched {query!r}."
-        lines = []
-        for number, hit in enumerate(hits, start=1):
-            where = f", {hit.location}" if hit.location else ""
-            snippet = " ".join(hit.text.split())
-            snippet = snippet if len(snippet) <= 200 else snippet[:199] + "…"
-            lines += [f"[{number}] {hit.title}{where} — document {hit.document_id}, score {hit.score:.4f}",
-                      f"    {snippet}"]
-        return "\n".join(lines)
-
-
-def usage_text(store, *, text: str, now: datetime) -> str:  # noqa: ANN001 - bot.store.Store
-    """The /usage reply as plain text. The console is the operator's own database, so it may also
-    show the team's or any user's usage (Slack's /usage limits that to admins)."""
-    from bot.usage_report import MAX_DAYS, build_report, render_text
-
-    target: str | None = CONSOLE_USER
-    days = 30
-    for word in text.split():
-        lowered = word.lower()
-        if lowered in ("help", "?"):
-            return USAGE_HELP
-        if lowered in ("team", "workspace", "all"):
-            target = None
-        elif lowered in ("me", CONSOLE_USER):
-            target = CONSOLE_USER
-        elif match := _DAYS.match(word):
-            days = int(match.group(1))
-            if not 1 <= days <= MAX_DAYS:
-                return f"Pick between 1 and {MAX_DAYS} days."
-        elif _USER_ID.match(word):
-            target = word
-        else:
-            return f"I didn't understand {word!r}. {USAGE_HELP}"
-    return render_text(build_report(store, user_id=target, days=days, now=now))
-
 
 def new_thread_ts() -> str:
     """A console thread id, shaped like a Slack ts so it sorts by time."""
     return f"{time.time():.6f}"
 
 
-def run_console(settings: Settings, *, thread: str | None = None, stdin: IO[str] | None = None,
-                stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+def run_console(settings: Settings, *, thread: str | None = None, log_level_set: bool = False,
+                stdin: IO[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """The console's read–answer loop. Ctrl-D, /exit or Ctrl-C at the prompt end it with status 0;
     Ctrl-C during an answer stops that answer and returns to the prompt."""
     from bot.runtime import Runtime
@@ -369,6 +295,7 @@ def run_console(settings: Settings, *, thread: str | None = None, stdin: IO[str]
             stream.reconfigure(errors="replace")  # a non-UTF-8 terminal must not crash an answer
     interactive = stdin.isatty()
     screen = Screen(stdout, stderr, ansi=stdout.isatty())
+    log_to_screen(screen, level_set_explicitly=log_level_set)
     thread_ts = thread or new_thread_ts()
     with asyncio.Runner() as runner:
         runtime = runner.run(Runtime.create(settings))
@@ -437,24 +364,39 @@ def _read_line(stdin: IO[str], stdout: IO[str], stderr: IO[str], *, interactive:
 class _NoTraceback(logging.Formatter):
     """Console logs share the terminal with the chat: keep each record to one line."""
 
-    def formatException(self, ei) -> str:  # noqa: ANN001, N802 - logging's own signature
-        return ""
-
     def format(self, record: logging.LogRecord) -> str:
-        record.exc_text = None
-        saved, record.exc_info = record.exc_info, None
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
         try:
             return super().format(record)
         finally:
-            record.exc_info = saved
+            record.exc_info, record.exc_text = saved
 
 
-def quiet_logging(*, level_set_explicitly: bool) -> None:
-    """Only warnings (with their ref ids) reach the terminal, one line each, unless the user asked
-    for a log level."""
-    if level_set_explicitly:
-        return
+class _ScreenLog(logging.Handler):
+    """Log records as dimmed lines between answers (on stderr in a pipe), never mid-line."""
+
+    def __init__(self, screen: Screen):
+        super().__init__()
+        self.screen = screen
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.screen.info(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def log_to_screen(screen: Screen, *, level_set_explicitly: bool) -> None:
+    """Only warnings (with their ref ids) reach the console, one line each, unless the user chose a
+    log level (THREADBOT_LOG_LEVEL), which also keeps tracebacks."""
     root = logging.getLogger()
-    root.setLevel(logging.WARNING)
-    for handler in root.handlers:
+    handler = _ScreenLog(screen)
+    if level_set_explicitly:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        root.setLevel(logging.WARNING)
         handler.setFormatter(_NoTraceback("%(levelname)s %(name)s: %(message)s"))
+    for old in [h for h in root.handlers if isinstance(h, logging.StreamHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.agent import ROUND_LIMIT_SENTENCE
+from bot.agent import CUT_OFF_SENTENCE, ROUND_LIMIT_SENTENCE
 from bot.config import load_settings
 from bot.conversation import Conversations, Turn
 from bot.edit_budget import EditBudget
@@ -21,7 +21,7 @@ from bot.llm.types import Message
 from bot.reply import SlackReply
 from bot.store import Store
 from tests.fakes import slack as fs
-from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, Reply, ToolUse
+from tests.fakes.anthropic import DEFAULT_API_KEY, ErrorReply, FakeAnthropic, Reply, ToolUse
 from tests.fakes.open_meteo import FakeOpenMeteo
 from tests.fakes.slack import FakeMessage, FakeSlack
 from tools.context import ToolContext
@@ -403,3 +403,35 @@ async def test_extraction_through_the_agent_records_the_nested_usage_for_the_use
     assert {(r.user_id, r.thread_ts, r.surface) for r in rows} == {(fs.USER_ID, turn.thread_ts, "mention")}
     assert all(r.error is None and r.output_tokens > 0 for r in rows)
     assert is_valid(rig.history(turn))
+
+
+async def test_failed_nested_call_is_a_tool_error_and_its_usage_row_is_still_written(make_rig):
+    rig = await make_rig()
+    rig.model.add(Reply.tool("extract_record", {"kind": "contact", "text": "Ana Silva, ana@example.pt"}),
+                  ErrorReply.bad_request("tool_choice: something the API refused"))
+    rig.model.respond = lambda body: Reply.text("The extraction failed, sorry.")
+    turn, message = await rig.ask("extract this contact")
+
+    [result] = tool_results(rig.model.requests[2])
+    assert result["is_error"] is True
+    assert result["content"] == "extract_record failed: The model rejected this request."
+    assert message.text == "The extraction failed, sorry."
+    rows = rig.store.usage_rows()
+    assert len(rows) == 3 and [r.error for r in rows].count("ModelRejected") == 1
+    assert {r.user_id for r in rows} == {fs.USER_ID}
+
+
+# --- cut off -----------------------------------------------------------------------------------
+
+
+async def test_tool_call_cut_off_by_max_tokens_is_not_run_and_history_stays_valid(make_rig):
+    rig = await make_rig()
+    rig.model.add(Reply.tool("slow_echo", {"label": "half", "seconds": 0}, text="Let me", stop_reason="max_tokens"))
+    turn, message = await rig.ask("a long question")
+
+    assert EVENTS == []  # a call whose input may be truncated is never run
+    assert len(rig.model.requests) == 1
+    assert message.text == f"Let me\n\n_{CUT_OFF_SENTENCE}_"
+    history = rig.history(turn)
+    assert is_valid(history)
+    assert history[2].content[0].is_error and history[3].text == CUT_OFF_SENTENCE

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from bot.config import load_settings
-from bot.console import Console, ConsoleReply, Screen, terminal_failure, usage_text
+from bot.console import Console, ConsoleReply, Screen, terminal_failure
+from bot.console_commands import usage_text
 from bot.console_render import BOLD, CYAN, RESET, StreamWriter
 from bot.store import Store
 from tests.fakes.anthropic import ErrorReply, FakeAnthropic, Reply, echo_text
@@ -114,8 +115,8 @@ def test_pipe_then_resume_in_a_terminal(anthropic, tmp_path):
 
     # --- the same conversation, resumed in a pseudo-terminal ---
     fake.add(Reply.text("# Heading\nSome **bold** text and `code`.\nend of first answer",
-                        token_delay_s=0.15, input_tokens=50, output_tokens=20))
-    fake.add(Reply.text("partial words then a lot more " * 20, token_delay_s=0.3))
+                        token_delay_s=0.05, input_tokens=50, output_tokens=20))
+    fake.add(Reply.text("partial words then a lot more " * 20, token_delay_s=0.1))
     term = Terminal([str(THREADBOT), "console", "--thread", thread], env=env, cwd=tmp_path)
     try:
         term.expect(f"resuming thread {thread} (8 earlier messages)", timeout=START_TIMEOUT)

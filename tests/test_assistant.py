@@ -1,0 +1,194 @@
+"""Slack's assistant panel: suggested prompts, status while working, title, context tracked into the Turn."""
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from bot.app import build_app
+from bot.config import load_settings
+from bot.conversation import Turn
+from bot.mrkdwn import to_mrkdwn
+from bot.runtime import Runtime
+from tests.fakes import slack as fs
+from tests.fakes.anthropic import FakeAnthropic, Reply
+from tests.fakes.slack import FakeSlack
+
+pytestmark = pytest.mark.timeout(60)
+
+ASSISTANT_DM = "D0ASSIST"
+VIEWED_CHANNEL = "C0VIEWED"
+OTHER_CHANNEL = "C0OTHER"
+
+
+@dataclass
+class Bot:
+    """The real Bolt app with every listener, served over signed HTTP, against the fakes."""
+
+    slack: FakeSlack
+    model: FakeAnthropic
+    runtime: Runtime
+    events_url: str
+
+    async def deliver(self, payload: dict[str, Any]) -> None:
+        if payload.get("type") not in fs._INTERACTIVE_TYPES:
+            payload = fs.event_callback(payload)
+        result = await self.slack.deliver_http(self.events_url, payload)
+        assert result.status == 200, (result.status, result.body)  # acked, also when ignored
+
+    def bot_messages(self, channel: str, thread_ts: str) -> list[fs.FakeMessage]:
+        return [m for m in self.slack.messages_in_thread(channel, thread_ts) if m.user == fs.BOT_USER_ID]
+
+    async def final_text(self, channel: str, thread_ts: str, expected: str, timeout: float = 15) -> fs.FakeMessage:
+        return await self.slack.wait_for(
+            lambda: next((m for m in self.bot_messages(channel, thread_ts) if m.text == expected), None),
+            timeout=timeout,
+            what=lambda: f"{expected!r}; have {[m.text for m in self.bot_messages(channel, thread_ts)]}")
+
+
+@asynccontextmanager
+async def running_bot(tmp_path: Path, **env: str) -> AsyncIterator[Bot]:
+    async with FakeSlack() as slack, FakeAnthropic() as model:
+        settings = load_settings(
+            SLACK_BOT_TOKEN=fs.BOT_TOKEN, SLACK_SIGNING_SECRET=fs.SIGNING_SECRET, SLACK_API_URL=slack.api_url,
+            ANTHROPIC_API_KEY="sk-ant-fake-test-key", ANTHROPIC_BASE_URL=model.base_url,
+            THREADBOT_DB=str(tmp_path / "bot.db"), THREADBOT_USER_RPM="1000",
+            # Tools that reach out fail fast and become error results; the status is what matters here.
+            THREADBOT_WEATHER_API_URL="http://127.0.0.1:9/forecast",
+            THREADBOT_GEOCODING_API_URL="http://127.0.0.1:9/search",
+            **env,
+        )
+        runtime = await Runtime.create(settings)
+        app = build_app(runtime)
+        runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+        try:
+            yield Bot(slack, model, runtime, url)
+        finally:
+            await runner.cleanup()
+            await runtime.aclose()
+
+
+def assistant_thread_started(thread_ts: str, *, context_channel: str | None = VIEWED_CHANNEL) -> dict[str, Any]:
+    context = {"channel_id": context_channel, "team_id": fs.TEAM_ID, "enterprise_id": None} if context_channel else {}
+    return {"type": "assistant_thread_started", "event_ts": fs.next_ts(),
+            "assistant_thread": {"user_id": fs.USER_ID, "channel_id": ASSISTANT_DM, "thread_ts": thread_ts,
+                                 "context": context}}
+
+
+def assistant_thread_context_changed(thread_ts: str, channel: str) -> dict[str, Any]:
+    event = assistant_thread_started(thread_ts, context_channel=channel)
+    event["type"] = "assistant_thread_context_changed"
+    return event
+
+
+def status_calls(slack: FakeSlack, thread_ts: str) -> list[str]:
+    return [c.params["status"] for c in slack.calls("assistant.threads.setStatus") if c.params["thread_ts"] == thread_ts]
+
+
+@pytest.fixture
+async def bot(tmp_path):
+    async with running_bot(tmp_path) as running:
+        yield running
+
+
+async def test_thread_started_sets_suggested_prompts_and_records_the_context(bot: Bot):
+    thread_ts = fs.next_ts()
+    await bot.deliver(assistant_thread_started(thread_ts))
+    call = await bot.slack.wait_for_call("assistant.threads.setSuggestedPrompts")
+    assert call.ok and call.params["channel_id"] == ASSISTANT_DM and call.params["thread_ts"] == thread_ts
+    prompts = call.params["prompts"]
+    assert 3 <= len(prompts) <= 4 and all(p["title"] and p["message"] for p in prompts)
+    thread = bot.runtime.store.assistant_thread(ASSISTANT_DM, thread_ts)
+    assert thread is not None and thread.context_channel_id == VIEWED_CHANNEL and thread.user_id == fs.USER_ID
+
+
+async def test_message_in_assistant_thread_uses_status_title_and_viewed_channel(bot: Bot):
+    thread_ts = fs.next_ts()
+    await bot.deliver(assistant_thread_started(thread_ts))
+    await bot.slack.wait_for_call("assistant.threads.setSuggestedPrompts")
+    await bot.deliver(assistant_thread_context_changed(thread_ts, OTHER_CHANNEL))
+    await bot.slack.wait_for(
+        lambda: bot.runtime.store.assistant_thread(ASSISTANT_DM, thread_ts).context_channel_id == OTHER_CHANNEL)
+
+    seen: list[Turn] = []
+    handle = bot.runtime.conversations.handle
+
+    async def spy(turn: Turn, reply: Any) -> None:
+        seen.append(turn)
+        await handle(turn, reply)
+
+    bot.runtime.conversations.handle = spy  # type: ignore[method-assign]
+    bot.model.add(
+        Reply.tool("get_weather", {"place": "Lisbon"}, token_delay_s=0.05),
+        Reply.text("I could not reach the **forecast** service just now.", chunk_chars=6, token_delay_s=0.03),
+    )
+    question = "What's the weather in Lisbon this weekend? I want to plan a walk along the river and need to know"
+    await bot.deliver(fs.dm_message(question, channel=ASSISTANT_DM, thread_ts=thread_ts))
+    final = await bot.final_text(ASSISTANT_DM, thread_ts, to_mrkdwn("I could not reach the **forecast** service just now."))
+
+    # No "Thinking…" placeholder in the panel: the status line says it instead.
+    assert final.history[0] != "_Thinking…_"
+    assert all("Thinking" not in m.text for m in bot.bot_messages(ASSISTANT_DM, thread_ts))
+    await bot.slack.wait_for(lambda: status_calls(bot.slack, thread_ts)[-1:] == [""])
+    statuses = status_calls(bot.slack, thread_ts)
+    assert statuses[0] == "is thinking…"
+    assert "is checking the forecast…" in statuses
+    assert statuses.index("is checking the forecast…") > 0 and statuses[-1] == ""
+    assert bot.slack.assistant_status[(ASSISTANT_DM, thread_ts)] == ""
+
+    [title] = [c.params["title"] for c in bot.slack.calls("assistant.threads.setTitle")]
+    assert title.startswith("What's the weather in Lisbon this weekend?") and len(title) <= 80
+
+    [turn] = seen
+    assert turn.surface == "assistant" and turn.viewing_channel_id == OTHER_CHANNEL and turn.thread_ts == thread_ts
+
+    # The second question in the same thread keeps the title.
+    bot.model.add(Reply.text("Sure."))
+    await bot.deliver(fs.dm_message("and on Monday?", channel=ASSISTANT_DM, thread_ts=thread_ts))
+    await bot.final_text(ASSISTANT_DM, thread_ts, "Sure.")
+    assert len(bot.slack.calls("assistant.threads.setTitle")) == 1
+    assert seen[1].viewing_channel_id == OTHER_CHANNEL
+
+
+async def test_assistant_thread_info_on_the_message_is_enough(bot: Bot):
+    thread_ts = fs.next_ts()
+    event = fs.dm_message("hello from the panel", channel=ASSISTANT_DM, thread_ts=thread_ts)
+    event["assistant_thread"] = {"user_id": fs.USER_ID, "context": {"channel_id": VIEWED_CHANNEL, "team_id": fs.TEAM_ID}}
+    await bot.deliver(event)
+    await bot.final_text(ASSISTANT_DM, thread_ts, "echo: hello from the panel")
+    await bot.slack.wait_for(lambda: status_calls(bot.slack, thread_ts)[-1:] == [""])
+    assert status_calls(bot.slack, thread_ts)[0] == "is thinking…"
+    assert bot.runtime.store.assistant_thread(ASSISTANT_DM, thread_ts).context_channel_id == VIEWED_CHANNEL
+
+
+async def test_plain_dm_thread_still_gets_a_placeholder_and_no_status(bot: Bot):
+    event = fs.dm_message("a normal DM")
+    await bot.deliver(event)
+    final = await bot.final_text(fs.DM_CHANNEL_ID, event["ts"], "echo: a normal DM")
+    assert final.history[0] == "_Thinking…_"
+    await asyncio.sleep(0.2)
+    assert bot.slack.calls("assistant.threads.setStatus") == []
+    assert bot.slack.calls("assistant.threads.setTitle") == []
+
+
+async def test_every_manifest_event_is_acked(bot: Bot):
+    from tests.test_manifest import manifest
+
+    samples = {
+        "app_mention": {**fs.app_mention("hi"), "user": None},  # malformed: acked, then ignored
+        "message.im": {**fs.dm_message("from a bot"), "bot_id": "B0OTHER"},
+        "assistant_thread_started": assistant_thread_started(fs.next_ts()),
+        "assistant_thread_context_changed": assistant_thread_context_changed(fs.next_ts(), OTHER_CHANNEL),
+    }
+    for name in manifest()["settings"]["event_subscriptions"]["bot_events"]:
+        event = samples.get(name) or {"type": name.split(".")[0], "event_ts": fs.next_ts()}
+        await bot.deliver(event)  # asserts HTTP 200: Bolt answers 404 when no listener matches
