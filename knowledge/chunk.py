@@ -48,6 +48,7 @@ def _windows(text: str, key: tuple[str | None, int | None], size: int, overlap: 
     section, page = key
     encoding = wordpiece_tokenizer().encode(text, add_special_tokens=False)
     offsets = encoding.offsets
+    word_ids = encoding.word_ids  # a property that builds a new list on every access: read it once
     n = len(offsets)
     if n == 0:
         return
@@ -57,7 +58,7 @@ def _windows(text: str, key: tuple[str | None, int | None], size: int, overlap: 
         # Don't end a window inside a word: back off to the last piece that starts a word.
         if end < n:
             word_end = end
-            while word_end > start + size // 2 and encoding.word_ids[word_end] == encoding.word_ids[word_end - 1]:
+            while word_end > start + size // 2 and word_ids[word_end] == word_ids[word_end - 1]:
                 word_end -= 1
             end = word_end
         piece = text[offsets[start][0]:offsets[end - 1][1]].strip()
@@ -66,7 +67,7 @@ def _windows(text: str, key: tuple[str | None, int | None], size: int, overlap: 
         if end >= n:
             return
         next_start = max(end - overlap, start + 1)
-        while next_start > start + 1 and encoding.word_ids[next_start] == encoding.word_ids[next_start - 1]:
+        while next_start > start + 1 and word_ids[next_start] == word_ids[next_start - 1]:
             next_start -= 1  # start the next window at a word start too
         start = next_start
 
