@@ -178,7 +178,6 @@ class Conversations:
             log.exception("turn failed ref=%s", ref)
             message = GENERIC_FAILURE
         # Close the turn so the stored history stays a valid request (invariant 3).
-        last = self.store.history(conversation_id)[-1:]
-        if last and last[0].message.role == "user":
+        if self.store.last_role(conversation_id) == "user":
             self.store.append_messages(conversation_id, [Message("assistant", [TextBlock(f"(No answer: {message})")])])
         await reply.fail(f":warning: {message} (ref `{ref}`)")

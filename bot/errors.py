@@ -52,7 +52,7 @@ class MessageTooLarge(ThreadbotError):
 
 
 class Interrupted(ThreadbotError):
-    """I was restarted while answering, so this answer is incomplete. Please ask again."""
+    """This answer was interrupted before it finished (I may have been restarted). Please ask again."""
 
 
 class ToolRoundLimit(ThreadbotError):

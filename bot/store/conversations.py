@@ -101,6 +101,14 @@ class ConversationsMixin:
             for r in rows
         ]
 
+    def last_role(self, conversation_id: int) -> str | None:
+        """The role of the newest stored message, or None for an empty conversation."""
+        with self.lock:  # type: ignore[attr-defined]
+            row = self.conn.execute(  # type: ignore[attr-defined]
+                "SELECT role FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1", (conversation_id,)
+            ).fetchone()
+        return row[0] if row else None
+
     def append_messages(
         self,
         conversation_id: int,
