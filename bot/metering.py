@@ -2,6 +2,7 @@
 the token estimate against what the provider reports."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -50,15 +51,23 @@ class Meter:
         # the request that was estimated.
         if self._expected is not None and self._expected[0] is request.messages:
             estimated, self._expected = self._expected[1], None
+        recorded = False
         try:
             async for event in self.provider.stream(request):
                 if isinstance(event, MessageDone):
+                    recorded = True
                     self._record(request.model, event.usage, started, stop_reason=event.stop_reason)
                     if estimated is not None:
                         self._calibrate(request.model, estimated, event.usage)
                 yield event
         except ModelError as exc:
             self._record(request.model, exc.usage or Usage(), started, error=type(exc).__name__)
+            raise
+        except (Exception, asyncio.CancelledError) as exc:
+            # Cancelled (shutdown, Ctrl-C) or a provider bug: the call still happened, so it gets its row;
+            # the tokens it spent are unknown here.
+            if not recorded:
+                self._record(request.model, Usage(), started, error=type(exc).__name__)
             raise
 
     async def complete(self, request: ModelRequest) -> MessageDone:

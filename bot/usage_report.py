@@ -103,14 +103,9 @@ def build_report(store: "Store", *, user_id: str | None, days: int = 30, now: da
     )
 
 
-def _feedback(store: "Store", *, since: float, user_id: str | None) -> FeedbackCounts | None:
-    # Pluggable: when the feedback work adds `Store.feedback_counts(*, since, user_id) -> (up, down)`
-    # the report shows it; until then the section is left out.
-    counts = getattr(store, "feedback_counts", None)
-    if counts is None:
-        return None
-    up, down = counts(since=since, user_id=user_id)
-    return FeedbackCounts(int(up), int(down))
+def _feedback(store: "Store", *, since: float, user_id: str | None) -> FeedbackCounts:
+    up, down = store.feedback_counts(since=since, user_id=user_id)
+    return FeedbackCounts(up, down)
 
 
 # --- formatting -------------------------------------------------------------------------------

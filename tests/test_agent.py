@@ -17,7 +17,7 @@ from bot.conversation import Conversations, Turn
 from bot.edit_budget import EditBudget
 from bot.history import INTERRUPTED, is_valid
 from bot.llm import provider_for
-from bot.llm.types import Message
+from bot.llm.types import Message, TextBlock
 from bot.reply import SlackReply
 from bot.store import Store
 from tests.fakes import slack as fs
@@ -435,3 +435,33 @@ async def test_tool_call_cut_off_by_max_tokens_is_not_run_and_history_stays_vali
     history = rig.history(turn)
     assert is_valid(history)
     assert history[2].content[0].is_error and history[3].text == CUT_OFF_SENTENCE
+
+
+async def test_a_cancelled_model_call_still_writes_its_usage_row(tmp_path):
+    from bot.llm.anthropic import AnthropicProvider
+    from bot.llm.types import ModelRequest
+    from bot.metering import Attribution, Meter
+    from bot.store import Store
+    from tests.fakes.anthropic import FakeAnthropic, Reply
+
+    async with FakeAnthropic() as fake:
+        fake.add(Reply.text("a slow answer " * 20, token_delay_s=0.2))
+        provider = AnthropicProvider(api_key=fake.api_key, base_url=fake.base_url)
+        store = Store(tmp_path / "m.db")
+        meter = Meter(store, provider, Attribution("T1", "U1", "C1", "1.0", "mention"))
+        request = ModelRequest(model="claude-sonnet-4-6", system="s",
+                               messages=[Message("user", [TextBlock("hi")])], max_tokens=100)
+
+        async def consume() -> None:
+            async for _ in meter.stream(request):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.6)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rows = store.usage_rows()
+        assert [(r.user_id, r.error) for r in rows] == [("U1", "CancelledError")]
+        await provider.aclose()
+        store.close()

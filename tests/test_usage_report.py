@@ -62,7 +62,7 @@ def test_own_report_exact_numbers(store):
     assert [(b.key, b.totals.calls, b.totals.cost_usd) for b in report.by_model] == [
         ("claude-sonnet-4-6", 3, Decimal("1.530300")), ("gpt-4o-mini", 1, Decimal("0.000045"))]
     assert [(b.key, b.totals.calls) for b in report.by_surface] == [("assistant", 1), ("mention", 2), ("dm", 1)]
-    assert report.top_users == [] and report.feedback is None
+    assert report.top_users == [] and (report.feedback.up, report.feedback.down) == (0, 0)
 
 
 def test_slack_rendering(store):
@@ -129,16 +129,18 @@ def test_cli_text_and_json(store):
         "output_tokens": 728, "cache_creation_input_tokens": 1_000, "cache_read_input_tokens": 5_000,
         "cost_usd": "0.012345",
     }
-    assert len(data["daily"]) == 30 and data["feedback"] is None
+    assert len(data["daily"]) == 30 and data["feedback"] == {"up": 0, "down": 0}
 
 
-def test_feedback_section_is_pluggable(tmp_path):
-    class StoreWithFeedback(Store):
-        def feedback_counts(self, *, since: float, user_id: str | None) -> tuple[int, int]:
-            assert since == datetime(2026, 10, 28, tzinfo=timezone.utc).timestamp() and user_id is None
-            return 12, 3
-
-    s = StoreWithFeedback(tmp_path / "t.db")
+def test_feedback_counts_in_the_report(tmp_path):
+    s = Store(tmp_path / "t.db")
+    recent = datetime(2026, 11, 20, tzinfo=timezone.utc).timestamp()
+    for i in range(12):
+        s.record_feedback(team_id="T1", channel_id="C1", message_ts=f"1.{i}", user_id="U1", vote="up", now=recent)
+    for i in range(3):
+        s.record_feedback(team_id="T1", channel_id="C1", message_ts=f"2.{i}", user_id="U2", vote="down", now=recent)
+    old = datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp()  # outside the 30-day window
+    s.record_feedback(team_id="T1", channel_id="C1", message_ts="3.0", user_id="U2", vote="down", now=old)
     report = build_report(s, user_id=None, days=30, now=NOW)
     assert (report.feedback.up, report.feedback.down) == (12, 3)
     assert "*Feedback* (last 30 days): 👍 12 · 👎 3" in render_slack(report)
