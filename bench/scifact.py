@@ -28,7 +28,7 @@ from bot.store.knowledge import NewChunk  # noqa: E402
 from knowledge.chunk import CHUNK_TOKENS, OVERLAP_TOKENS, chunk_blocks, embedding_text  # noqa: E402
 from knowledge.embed import LocalEmbedder, OpenAIEmbedder  # noqa: E402
 from knowledge.parse import Block  # noqa: E402
-from knowledge.search import DEFAULT_FUSION, FusionParams, fts_query, rrf  # noqa: E402
+from knowledge.search import DEFAULT_FUSION, FusionParams, fts_query, fuse  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 SCOPE = "workspace"
@@ -158,15 +158,19 @@ def main() -> None:
     all_q = qids["train"] + qids["test"]
     qvecs = dict(zip(all_q, embedder.embed([queries[q] for q in all_q])))
 
-    # Tune on train: BM25 column weights (title, section, text), RRF k and the vector/BM25 balance.
+    # Tune on train: BM25 column weights (title, section, text), fusion method, RRF k and the balance.
+    candidates = []
+    for rrf_k, vec_w in itertools.product((5, 10, 20, 40, 60, 100), (0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0)):
+        candidates.append(dict(method="rrf", rrf_k=rrf_k, vector_weight=vec_w))
+    for vec_w in (0.5, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0):
+        candidates.append(dict(method="weighted", vector_weight=vec_w))
     best = (-1.0, DEFAULT_FUSION)
     for title_w in (1.0, 2.0, 3.0):
         weights = (title_w, 1.0, 1.0)
         train = run_rankings(store, qvecs, queries, qids["train"], embedder, weights)
-        for rrf_k, vec_w in itertools.product((10, 20, 40, 60, 100), (0.6, 0.8, 1.0, 1.25, 1.5, 2.0)):
-            params = FusionParams(rrf_k=rrf_k, vector_weight=vec_w, bm25_weight=1.0, bm25_weights=weights)
-            score = evaluate(train, chunk_doc, qrels["train"],
-                             lambda lex, sem, p=params: rrf([(sem, p.vector_weight), (lex, p.bm25_weight)], k=p.rrf_k))
+        for options in candidates:
+            params = FusionParams(bm25_weight=1.0, bm25_weights=weights, **options)
+            score = evaluate(train, chunk_doc, qrels["train"], lambda lex, sem, p=params: fuse(sem, lex, p))
             if score > best[0]:
                 best = (score, params)
     tuned = best[1]
@@ -177,8 +181,7 @@ def main() -> None:
         return {
             "bm25": evaluate(rankings, chunk_doc, qrels[split], lambda lex, sem: lex),
             "vector": evaluate(rankings, chunk_doc, qrels[split], lambda lex, sem: sem),
-            "hybrid": evaluate(rankings, chunk_doc, qrels[split], lambda lex, sem: rrf(
-                [(sem, params.vector_weight), (lex, params.bm25_weight)], k=params.rrf_k)),
+            "hybrid": evaluate(rankings, chunk_doc, qrels[split], lambda lex, sem: fuse(sem, lex, params)),
         }
 
     default = report("test", DEFAULT_FUSION)

@@ -13,9 +13,13 @@ from typing import Callable
 
 
 class EditBudget:
-    def __init__(self, *, per_minute: float = 50.0, burst: int = 20, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, *, per_minute: float = 50.0, burst: int = 20, reserve_for_finals: int = 0,
+                 clock: Callable[[], float] = time.monotonic):
         self.rate = per_minute / 60.0
         self.burst = float(burst)
+        # Tokens intermediate edits leave alone, so answers that finish together land at once
+        # instead of queueing behind progress edits that used up the burst.
+        self.reserve_for_finals = reserve_for_finals
         self._tokens = float(burst)
         self._clock = clock
         self._updated = clock()
@@ -35,7 +39,7 @@ class EditBudget:
         if self._clock() < self._paused_until:
             return False
         # Keep a token back for every final edit that is waiting: finals go first.
-        if self._tokens >= 1 + self._finals_waiting:
+        if self._tokens >= 1 + self._finals_waiting + self.reserve_for_finals:
             self._tokens -= 1
             return True
         return False

@@ -39,7 +39,8 @@ class Runtime:
         conversations = Conversations(settings=settings, store=store, provider=provider, model=model,
                                       registry=registry, http=http)
         return cls(settings=settings, store=store, provider=provider, model=model, registry=registry,
-                   http=http, budget=EditBudget(), conversations=conversations)
+                   http=http, budget=EditBudget(per_minute=50, burst=20, reserve_for_finals=10),
+                   conversations=conversations)
 
     async def aclose(self) -> None:
         await self.http.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -9,6 +10,10 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from bot.store import Store
     from knowledge.embed import Embedder
+
+from knowledge.errors import EmbedderUnavailable
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "bm25", "vector"]
 
@@ -39,6 +44,7 @@ class SearchHit:
 class FusionParams:
     """How the two rankings are combined; defaults tuned on SciFact train (see bench/scifact.py)."""
 
+    method: Literal["rrf", "weighted"] = "rrf"
     rrf_k: float = 60.0
     vector_weight: float = 1.0
     bm25_weight: float = 1.0
@@ -138,13 +144,41 @@ def fused_scores(
     if mode in ("hybrid", "bm25"):
         lexical = store.knowledge_bm25(fts_query(query), scopes=scopes, limit=depth, weights=fusion.bm25_weights)
     if mode in ("hybrid", "vector"):
-        vector = embedder.embed([query])[0]
+        try:
+            vector = embedder.embed([query])[0]
+        except EmbedderUnavailable:
+            if mode == "vector":
+                raise
+            # Keyword results beat no results while the embeddings service is down.
+            log.warning("query embedding failed; answering from BM25 only", exc_info=True)
+            return lexical
         semantic = store.knowledge_knn(vector, model=embedder.model, dim=embedder.dim, scopes=scopes, k=depth)
     if mode == "bm25":
         return lexical
     if mode == "vector":
         return semantic
+    return fuse(semantic, lexical, fusion)
+
+
+def fuse(semantic: list[tuple[int, float]], lexical: list[tuple[int, float]], fusion: FusionParams) -> list[tuple[int, float]]:
+    """Combine the vector and BM25 rankings as `fusion` says."""
+    if fusion.method == "weighted":
+        return weighted_sum([(semantic, fusion.vector_weight), (lexical, fusion.bm25_weight)])
     return rrf([(semantic, fusion.vector_weight), (lexical, fusion.bm25_weight)], k=fusion.rrf_k)
+
+
+def weighted_sum(rankings: list[tuple[list[tuple[int, float]], float]]) -> list[tuple[int, float]]:
+    """Sum of weight x min-max-normalised score; an id missing from a ranking gets 0 from it."""
+    scores: dict[int, float] = {}
+    for ranking, weight in rankings:
+        if not ranking:
+            continue
+        values = [score for _, score in ranking]
+        low, high = min(values), max(values)
+        span = (high - low) or 1.0
+        for item, score in ranking:
+            scores[item] = scores.get(item, 0.0) + weight * (score - low) / span
+    return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
 def rrf(rankings: list[tuple[list[tuple[int, float]], float]], *, k: float = 60.0) -> list[tuple[int, float]]:

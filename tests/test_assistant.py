@@ -192,3 +192,41 @@ async def test_every_manifest_event_is_acked(bot: Bot):
     for name in manifest()["settings"]["event_subscriptions"]["bot_events"]:
         event = samples.get(name) or {"type": name.split(".")[0], "event_ts": fs.next_ts()}
         await bot.deliver(event)  # asserts HTTP 200: Bolt answers 404 when no listener matches
+
+
+def test_progress_lines_map_back_to_tool_statuses():
+    from bot.native_reply import ToolLines
+    from tools.registry import Registry
+
+    tools = ToolLines(Registry.discover())
+    registry = Registry.discover()
+    assert tools.status_for(registry.progress_line("search_docs", {"query": "vacation policy"})) == \
+        "is searching your documents…"
+    assert tools.status_for(registry.progress_line("search_docs", {})) == "is searching your documents…"
+    assert tools.status_for(registry.progress_line("get_weather", {"place": "Oslo"})) == "is checking the forecast…"
+    assert tools.status_for(registry.progress_line("extract_record", {"kind": "invoice", "text": "x"})) == \
+        "is extracting the details…"
+    parallel = "\n".join([registry.progress_line("get_weather", {"place": "Oslo"}),
+                          registry.progress_line("search_docs", {"query": "q"})])
+    assert tools.status_for(parallel) == "is checking the forecast…"
+    assert tools.status_for("Something else entirely") == "is working on it…"
+
+
+async def test_status_refused_falls_back_to_a_placeholder():
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.edit_budget import EditBudget
+    from bot.native_reply import AssistantStatus, ToolLines
+    from bot.reply import SlackReply
+
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        thread_ts = fs.next_ts()
+        slack.fail_next("assistant.threads.setStatus", "channel_not_found")
+        status = AssistantStatus(client, channel_id=ASSISTANT_DM, thread_ts=thread_ts, tools=ToolLines(None))
+        reply = SlackReply(client, EditBudget(), channel=ASSISTANT_DM, thread_ts=thread_ts, status=status, interval_s=5)
+        await reply.start()
+        reply.append("Done.")
+        await reply.finish()
+        [message] = [m for m in slack.messages_in_thread(ASSISTANT_DM, thread_ts) if m.user == fs.BOT_USER_ID]
+        assert message.history == ["_Thinking…_", "Done."]

@@ -73,3 +73,18 @@ async def test_ingest_and_search_with_openai_then_switch_back(fake: FakeOpenAIEm
     assert [h.document_id for h in hits] == [result.document_id]
     assert store.knowledge_document(result.document_id).embedding_dim == 1536
     store.close()
+
+
+async def test_hybrid_search_falls_back_to_bm25_when_embeddings_fail(fake: FakeOpenAIEmbeddings, tmp_path: Path) -> None:
+    store = Store(tmp_path / "kb.db")
+    embedder = OpenAIEmbedder(api_key="sk-test", base_url=fake.base_url, max_retries=0)
+    result = await ingest_bytes_async(
+        store, embedder, data=b"Badges are printed at reception.", filename="badges.txt", mimetype=None,
+        scope="workspace", uploaded_by="U1",
+    )
+    fake.fail_with = 503
+    hits = await search_async(store, embedder, "where are badges printed", scopes=["workspace"], k=3)
+    assert [h.document_id for h in hits] == [result.document_id]
+    with pytest.raises(EmbedderUnavailable):
+        await search_async(store, embedder, "badges", scopes=["workspace"], mode="vector")
+    store.close()

@@ -10,7 +10,16 @@ from bot.config import Settings
 from bot.store import Store
 from knowledge.embed import LocalEmbedder, make_embedder
 from knowledge.ingest import ingest_bytes
-from knowledge.search import SearchHit, fts_query, rrf, search, search_async
+from knowledge.search import (
+    SearchHit,
+    fts_query,
+    rrf,
+    scope_for_upload,
+    scopes_for,
+    search,
+    search_async,
+    weighted_sum,
+)
 from tests.knowledge_files import make_pdf
 from tools.context import ToolContext
 from tools.search_docs import format_hits, search_docs
@@ -88,6 +97,19 @@ def test_fts_query_quotes_user_text(store: Store) -> None:
 def test_rrf_rewards_agreement() -> None:
     fused = rrf([([(1, 0.9), (2, 0.8)], 1.0), ([(2, 5.0), (3, 4.0)], 1.0)], k=60)
     assert [item for item, _ in fused] == [2, 1, 3]
+
+
+def test_weighted_sum_normalises_each_ranking() -> None:
+    fused = weighted_sum([([(1, 0.9), (2, 0.5), (3, 0.1)], 1.0), ([(3, 40.0), (1, 20.0)], 0.6)])
+    assert [item for item, _ in fused] == [1, 3, 2]
+    assert [score for _, score in fused] == pytest.approx([1.0, 0.6, 0.5])
+
+
+def test_upload_and_search_scopes() -> None:
+    assert scope_for_upload(user_id="U1", channel_id="D9") == "user:U1"
+    assert scope_for_upload(user_id="U1", channel_id="C9") == "channel:C9"
+    assert scopes_for(user_id="U1", channel_id="D9") == ["workspace", "user:U1"]
+    assert scopes_for(user_id="U1", channel_id="G9") == ["workspace", "channel:G9"]
 
 
 async def test_search_async_runs_in_a_thread(store: Store, embedder: LocalEmbedder) -> None:

@@ -43,3 +43,15 @@ def test_manifest_socket_mode_and_events_match_listeners():
     assert {"app_mention", "message.im"} <= events
     scopes = set(m["oauth_config"]["scopes"]["bot"])
     assert {"app_mentions:read", "chat:write", "im:history"} <= scopes
+
+
+def test_manifest_has_the_assistant_surface_and_feedback_interactivity():
+    m = manifest()
+    view = m["features"]["assistant_view"]
+    assert view["assistant_description"] and 1 <= len(view["suggested_prompts"]) <= 4
+    assert "assistant:write" in m["oauth_config"]["scopes"]["bot"]
+    events = set(m["settings"]["event_subscriptions"]["bot_events"])
+    assert {"assistant_thread_started", "assistant_thread_context_changed"} <= events
+    assert m["settings"]["interactivity"]["is_enabled"] is True  # the 👍/👎 buttons
+    # That every subscribed event is acked by a listener is checked against the running app in
+    # tests/test_assistant.py::test_every_manifest_event_is_acked.

@@ -9,8 +9,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.edit_budget import EditBudget
 from bot.listeners.actions import feedback_blocks
 from bot.mrkdwn import to_mrkdwn
-from bot.split import split_message
 from bot.native_reply import MARKDOWN_TEXT_LIMIT, NativeReply, _pieces
+from bot.split import split_message
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import Reply
 from tests.fakes.slack import FakeSlack
@@ -146,3 +146,52 @@ async def test_mention_in_native_mode_through_the_app(tmp_path):
         assert stop.params["blocks"][0]["elements"][0]["positive_button"]["value"] == f"up {bot.runtime.model}"
         await asyncio.sleep(0.1)
         assert bot.slack.calls("chat.update") == []
+
+
+async def test_e2e_assistant_panel_native_stream_and_feedback(tmp_path):
+    """The real `threadbot run` process, THREADBOT_STREAMING=native from the environment."""
+    from tests.botproc import BotProcess
+    from tests.fakes.anthropic import FakeAnthropic
+    from tests.test_assistant import ASSISTANT_DM, assistant_thread_started
+
+    slack, model = FakeSlack(), FakeAnthropic()
+    slack.start_in_thread()
+    model.start_in_thread()
+    bot = BotProcess(slack_api_url=slack.api_url, anthropic_url=model.base_url, db_path=tmp_path / "bot.db",
+                     socket_mode=False, log_path=tmp_path / "bot.log", extra_env={"THREADBOT_STREAMING": "native"})
+    try:
+        bot.start()
+        thread_ts = fs.next_ts()
+        for event in (assistant_thread_started(thread_ts),):
+            assert (await slack.deliver_http(bot.events_url, fs.event_callback(event))).status == 200
+        await slack.wait_for_call("assistant.threads.setSuggestedPrompts", timeout=30)
+        text = "Here is a **streamed** answer, in several pieces, from the panel. " * 4  # ~2.6 s of deltas
+        model.add(Reply.text(text, chunk_chars=5, token_delay_s=0.05))
+        message = fs.dm_message("stream me something", channel=ASSISTANT_DM, thread_ts=thread_ts)
+        assert (await slack.deliver_http(bot.events_url, fs.event_callback(message))).status == 200
+        stop = await slack.wait_for_call("chat.stopStream", timeout=30)
+        answer = slack.message(ASSISTANT_DM, stop.params["ts"])
+        assert answer.text == text and answer.thread_ts == thread_ts
+        # In the panel the stream opens with the first text (the status line shows until then).
+        assert slack.calls("chat.startStream")[0].params["markdown_text"]
+        assert len(slack.calls("chat.appendStream")) >= 1
+        await slack.wait_for(lambda: [c.params["status"] for c in slack.calls("assistant.threads.setStatus")][-1:] == [""])
+        assert slack.calls("assistant.threads.setStatus")[0].params["status"] == "is thinking…"
+        assert slack.assistant_titles[(ASSISTANT_DM, thread_ts)] == "stream me something"
+
+        value = stop.params["blocks"][0]["elements"][0]["negative_button"]["value"]
+        click = fs.block_actions("answer_feedback", value, channel_id=ASSISTANT_DM, message_ts=answer.ts,
+                                 thread_ts=thread_ts)
+        assert (await slack.deliver_http(bot.events_url, click)).status == 200
+        await slack.wait_for(lambda: slack.ephemerals, timeout=15)
+    finally:
+        code = bot.stop()
+        slack.stop_thread()
+        model.stop_in_thread()
+    assert code == 0, bot.log()
+    from bot.store import Store
+    store = Store(tmp_path / "bot.db")
+    try:
+        assert store.feedback_counts(since=0) == (0, 1)
+    finally:
+        store.close()

@@ -193,3 +193,11 @@ async def test_fail_keeps_the_partial_answer_and_adds_one_sentence(slack, client
     await reply.fail(":warning: Sorry, something went wrong on my side while answering. (ref `ab12cd34`)")
     [message] = bot_parts(slack, fs.CHANNEL_ID, thread_ts)
     assert message.text == "Half an\n\n:warning: Sorry, something went wrong on my side while answering. (ref `ab12cd34`)"
+
+
+def test_intermediate_edits_leave_the_reserve_for_finals():
+    now = [100.0]
+    budget = EditBudget(per_minute=60, burst=6, reserve_for_finals=3, clock=lambda: now[0])
+    assert [budget.try_acquire() for _ in range(5)] == [True, True, True, False, False]
+    now[0] += 1.0  # one token back: 4 in the bucket, one above the reserve
+    assert budget.try_acquire() is True and budget.try_acquire() is False
