@@ -42,7 +42,9 @@ def test_manifest_socket_mode_and_events_match_listeners():
     events = set(m["settings"]["event_subscriptions"]["bot_events"])
     assert {"app_mention", "message.im"} <= events
     scopes = set(m["oauth_config"]["scopes"]["bot"])
-    assert {"app_mentions:read", "chat:write", "im:history"} <= scopes
+    # Exactly what the bot uses: no scope an admin would have to wonder about.
+    assert scopes == {"app_mentions:read", "assistant:write", "chat:write", "commands", "files:read", "im:history"}
+    assert {c["command"] for c in m["features"]["slash_commands"]} == {"/usage", "/knowledge"}
 
 
 def test_manifest_has_the_assistant_surface_and_feedback_interactivity():

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.app import build_app
 from bot.config import load_settings
+from bot.listeners import slash
 from bot.listeners import usage as usage_listener
 from bot.runtime import Runtime
 from bot.store import Store, UsageRow
@@ -131,7 +132,7 @@ async def test_others_usage_is_refused_for_non_admins_and_shown_to_admins(tmp_pa
 
 
 async def test_slow_report_is_acked_at_once_and_follows_via_response_url(tmp_path, monkeypatch):
-    monkeypatch.setattr(usage_listener, "ACK_WITHIN_S", 0)  # as if the database were slow
+    monkeypatch.setattr(slash, "ACK_WITHIN_S", 0)  # as if the database were slow
     async with running_bot(tmp_path) as bot:
         fill(bot.runtime.store, datetime.now(timezone.utc))
         result, response_url = await bot.command()
@@ -142,7 +143,7 @@ async def test_slow_report_is_acked_at_once_and_follows_via_response_url(tmp_pat
 
 
 async def test_a_broken_store_gives_a_short_message_with_a_reference_not_a_trace(tmp_path, caplog):
-    caplog.set_level(logging.ERROR, logger="bot.listeners.usage")
+    caplog.set_level(logging.ERROR, logger="bot.listeners.slash")
     async with running_bot(tmp_path) as bot:
         bot.runtime.store.close()  # every query now fails inside the report
         result, _ = await bot.command()

@@ -14,6 +14,7 @@ from bot.listeners.actions import feedback_blocks
 from bot.native_reply import AssistantStatus, NativeReply, ToolLines
 from bot.reply import SlackReply
 from bot.runtime import Runtime
+from bot.uploads import ingest_shared_files
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,12 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
     )
     if assistant and turn.text and runtime.store.claim_assistant_title(channel, thread_ts):
         await _set_title(client, channel, thread_ts, turn.text)
+    if turn.files:
+        # Shared files go into the knowledge base first, so a question asked with them can use them.
+        await ingest_shared_files(files=turn.files, client=client, http=runtime.http, store=runtime.store,
+                                  settings=runtime.settings, user_id=user, channel_id=channel, thread_ts=thread_ts)
+        if not turn.text:
+            return
     reply = build_reply(runtime, client, turn, assistant=assistant)
     await runtime.conversations.handle(turn, reply)
 
