@@ -59,6 +59,18 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.knowledge_cli import run_ingest
+
+    return run_ingest(settings, args.paths, scope=args.scope)
+
+
+def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.knowledge_cli import run_search
+
+    return run_search(settings, args.query, scope=args.scope, k=args.k, as_json=args.json)
+
+
 def _days(value: str) -> int:
     from bot.usage_report import MAX_DAYS
 
@@ -86,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="show what the knowledge search returns for a query ('-' reads stdin)")
     search.add_argument("query")
-    search.add_argument("--scope", default="workspace")
-    search.add_argument("-k", type=int, default=5)
+    search.add_argument("--scope", default="workspace",
+                        help="workspace | channel:C… | user:U…, several joined by commas (default: workspace)")
+    search.add_argument("-k", type=int, default=5, help="how many results (default 5)")
     search.add_argument("--json", action="store_true")
 
     usage = sub.add_parser("usage", help="the usage report")
@@ -97,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"run": cmd_run, "console": cmd_console, "usage": cmd_usage}
+COMMANDS = {"run": cmd_run, "console": cmd_console, "ingest": cmd_ingest, "search": cmd_search, "usage": cmd_usage}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -298,6 +301,8 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
     log_to_screen(screen, level_set_explicitly=log_level_set)
     thread_ts = thread or new_thread_ts()
     with asyncio.Runner() as runner:
+        if interactive:
+            forward_sigint_to_main_thread()
         runtime = runner.run(Runtime.create(settings))
         console = Console(runtime=runtime, screen=screen, thread_ts=thread_ts)
         try:
@@ -335,6 +340,29 @@ def _greet(console: Console, *, resumed: bool, interactive: bool) -> None:
     console.screen.info(f"threadbot console — {model}, {state}")
     if interactive:
         console.screen.info("Type /help for commands; Ctrl-D quits, Ctrl-C stops an answer.")
+
+
+def forward_sigint_to_main_thread() -> None:
+    """Make Ctrl-C at the prompt work although the SDKs keep worker threads.
+
+    The kernel may deliver SIGINT to any thread. When a worker thread takes it, Python only notes it
+    and the main thread, blocked in input(), never wakes up. A watcher thread learns of every signal
+    through the wakeup fd and pokes the main thread with SIGUSR1, whose interruption makes Python run
+    the pending SIGINT handler there (KeyboardInterrupt, as at a normal prompt).
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.signal(signal.SIGUSR1, lambda *_: None)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    main_thread = threading.main_thread().ident
+
+    def watch() -> None:
+        while True:
+            received = os.read(read_fd, 64)
+            if signal.SIGINT in received and main_thread is not None:
+                signal.pthread_kill(main_thread, signal.SIGUSR1)
+
+    threading.Thread(target=watch, name="sigint-forwarder", daemon=True).start()
 
 
 def _read_line(stdin: IO[str], stdout: IO[str], stderr: IO[str], *, interactive: bool) -> str | None:

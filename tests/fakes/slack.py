@@ -120,9 +120,10 @@ class FakeFile:
     title: str
     channels: list[str]
     created: int = field(default_factory=lambda: int(time.time()))
+    url_override: str | None = None  # url_private(_download) pointing elsewhere (token-leak tests)
 
     def to_api(self, base_url: str) -> dict[str, Any]:
-        url = f"{base_url}/files/{self.id}/{quote(self.name)}"
+        url = self.url_override or f"{base_url}/files/{self.id}/{quote(self.name)}"
         return {
             "id": self.id, "created": self.created, "timestamp": self.created, "name": self.name,
             "title": self.title, "mimetype": self.mimetype, "filetype": self.filetype,
@@ -360,10 +361,11 @@ class FakeSlack:
         return msg.ts
 
     def add_file(self, name: str, content: bytes, *, mimetype: str = "text/plain", filetype: str = "text",
-                 user: str = USER_ID, title: str | None = None, channels: list[str] | None = None) -> str:
+                 user: str = USER_ID, title: str | None = None, channels: list[str] | None = None,
+                 url_override: str | None = None) -> str:
         file_id = f"F0FILE{next(self._file_ids):04d}"
         self.files[file_id] = FakeFile(file_id, name, content, mimetype, filetype, user, title or name,
-                                       list(channels or []))
+                                       list(channels or []), url_override=url_override)
         return file_id
 
     def new_response_url(self) -> str:

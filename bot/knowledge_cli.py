@@ -1,0 +1,180 @@
+"""`threadbot ingest` and `threadbot search`: the knowledge base from the command line, for operators."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.store import Store
+from knowledge.embed import make_embedder
+from knowledge.errors import KnowledgeError
+from knowledge.ingest import IngestResult, Progress, ingest_path, validate_scope
+from knowledge.search import SearchHit, search
+
+TTY_REDRAW_S = 0.1
+PLAIN_LINE_S = 2.0  # without a terminal, a progress line at most this often (plus every stage change)
+
+
+class ProgressLine:
+    """One updating progress line on stderr: redrawn in place on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: IO[str], *, tty: bool | None = None):
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self._last = 0.0
+        self._stage = ""
+        self._drawn = False
+
+    def update(self, event: Progress) -> None:
+        now = time.monotonic()
+        changed = event.stage != self._stage
+        if event.stage == "done" or not (changed or now - self._last >= (TTY_REDRAW_S if self.tty else PLAIN_LINE_S)):
+            return
+        self._stage, self._last = event.stage, now
+        text = event.text()
+        if event.stage == "indexing" and event.total:
+            text += f" {bar(event.done, event.total)}"
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{text}")
+            self._drawn = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+
+def bar(done: int, total: int, width: int = 20) -> str:
+    filled = round(width * done / total) if total else width
+    return "[" + "#" * filled + "." * (width - filled) + f"] {100 * done // max(total, 1)}%"
+
+
+def parse_scopes(value: str) -> list[str]:
+    """`--scope`: one scope, or several joined by commas (workspace,channel:C… is what that channel sees)."""
+    scopes = [part.strip() for part in value.split(",") if part.strip()]
+    if not scopes:
+        raise ConfigError("--scope: give workspace, channel:C… or user:U… (several joined by commas).")
+    try:
+        return [validate_scope(scope) for scope in scopes]
+    except KnowledgeError as exc:
+        raise ConfigError(f"--scope: {exc.user_message()}") from None
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[Path]:
+    """Files as given; a directory stands for the files under it (hidden ones skipped), in name order."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+                    yield child
+        else:
+            yield path
+
+
+def run_ingest(settings: Settings, paths: list[str], *, scope: str, stdout: IO[str] = sys.stdout,
+               stderr: IO[str] = sys.stderr) -> int:
+    """Ingest each file; one result line per file on stdout, errors on stderr. 1 if any file failed."""
+    scopes = parse_scopes(scope)
+    if len(scopes) != 1:
+        raise ConfigError("--scope: ingest puts documents in one scope (workspace, channel:C… or user:U…).")
+    [scope] = scopes
+    store = Store(settings.db_path)
+    embedder = make_embedder(settings)
+    max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    failed = 0
+    try:
+        for path in expand_paths(paths):
+            line = ProgressLine(stderr)
+            try:
+                result = ingest_path(store, embedder, path, scope=scope, uploaded_by="cli", progress=line.update,
+                                     max_bytes=max_bytes)
+            except KnowledgeError as exc:
+                failed += 1
+                line.clear()
+                print(f"threadbot: {path}: {exc.user_message()}", file=stderr, flush=True)
+            except OSError as exc:
+                failed += 1
+                line.clear()
+                print(f"threadbot: {path}: cannot read it ({exc.strerror or exc}).", file=stderr, flush=True)
+            else:
+                line.clear()
+                print(result_line(path, result), file=stdout, flush=True)
+    finally:
+        store.close()
+    return 1 if failed else 0
+
+
+def result_line(path: Path, result: IngestResult) -> str:
+    verb = "Replaced" if result.replaced else "Added"
+    return (f"{verb} {path}: {result.chunks:,} chunk{'s' if result.chunks != 1 else ''} in {result.seconds:.1f} s "
+            f"(document {result.document_id}, scope {result.scope})")
+
+
+@dataclass(frozen=True)
+class HitJson:
+    """What `threadbot search --json` prints per hit."""
+
+    document_id: int
+    title: str
+    section: str | None
+    page: int | None
+    text: str
+    score: float
+    chunk_id: int
+    scope: str
+    permalink: str | None
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> "HitJson":
+        return cls(document_id=hit.document_id, title=hit.title, section=hit.section, page=hit.page,
+                   text=hit.text, score=hit.score, chunk_id=hit.chunk_id, scope=hit.scope,
+                   permalink=hit.permalink)
+
+
+def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: bool,
+               stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout) -> int:
+    """Print the ranked hits for one query, or (query "-") for each line of stdin with one model load."""
+    scopes = parse_scopes(scope)
+    if k < 1:
+        raise ConfigError("-k: ask for at least one result.")
+    # Opening a missing path would create an empty database and find nothing, silently.
+    if not settings.db_path.exists():
+        raise ConfigError(f"THREADBOT_DB: no database at {settings.db_path}. Point it at the bot's database file.")
+    store = Store(settings.db_path)
+    embedder = make_embedder(settings)
+    try:
+        queries = (line.rstrip("\r\n") for line in stdin) if query == "-" else iter([query])
+        for number, text in enumerate(queries):
+            hits = search(store, embedder, text, scopes=scopes, k=k)
+            if as_json:
+                # One line per query (also for a blank one), so answers line up with the input.
+                stdout.write(json.dumps([asdict(HitJson.of(h)) for h in hits], ensure_ascii=False) + "\n")
+            else:
+                stdout.write(("\n" if number else "") + render_hits(text, hits) + "\n")
+            stdout.flush()
+    finally:
+        store.close()
+    return 0
+
+
+def render_hits(query: str, hits: list[SearchHit]) -> str:
+    if not hits:
+        return f"No results for {query!r}."
+    lines = [f"{len(hits)} results for {query!r}:"]
+    for rank, hit in enumerate(hits, start=1):
+        where = f" — {hit.location}" if hit.location else ""
+        snippet = " ".join(hit.text.split())
+        snippet = snippet if len(snippet) <= 160 else snippet[:159] + "…"
+        lines.append(f"{rank:>2}. {hit.score:.4f}  {hit.title}{where}  (document {hit.document_id}, {hit.scope})")
+        lines.append(f"    {snippet}")
+    return "\n".join(lines)
