@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 PROMPT = "you> "
 NO_ANSWER = "I don't have an answer to that."
 INTERRUPTED = "(interrupted)"
+POKES, POKE_INTERVAL_S = 20, 0.05  # see forward_sigint_to_main_thread
 
 _SLACK_FAILURE = re.compile(r"^:warning:\s*")
 _CODE_TICKS = re.compile(r"`([^`]*)`")
@@ -345,22 +346,25 @@ def _greet(console: Console, *, resumed: bool, interactive: bool) -> None:
 def forward_sigint_to_main_thread() -> None:
     """Make Ctrl-C at the prompt work although the SDKs keep worker threads.
 
-    The kernel may deliver SIGINT to any thread. When a worker thread takes it, Python only notes it
-    and the main thread, blocked in input(), never wakes up. A watcher thread learns of every signal
-    through the wakeup fd and pokes the main thread with SIGUSR1, whose interruption makes Python run
-    the pending SIGINT handler there (KeyboardInterrupt, as at a normal prompt).
+    The kernel may deliver SIGINT to any thread, and even in the main thread it can land just before
+    readline blocks in select(). Either way Python only notes it, and the main thread, waiting in
+    input(), never wakes up. A watcher thread learns of every signal through the wakeup fd and pokes
+    the main thread with SIGUSR1 (a no-op handler) for a moment: the interrupted select() makes Python
+    run the pending SIGINT handler there, raising KeyboardInterrupt as at a normal prompt.
     """
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.signal(signal.SIGUSR1, lambda *_: None)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     main_thread = threading.main_thread().ident
+    assert main_thread is not None
 
     def watch() -> None:
         while True:
-            received = os.read(read_fd, 64)
-            if signal.SIGINT in received and main_thread is not None:
-                signal.pthread_kill(main_thread, signal.SIGUSR1)
+            if signal.SIGINT in os.read(read_fd, 64):
+                for _ in range(POKES):
+                    signal.pthread_kill(main_thread, signal.SIGUSR1)
+                    time.sleep(POKE_INTERVAL_S)
 
     threading.Thread(target=watch, name="sigint-forwarder", daemon=True).start()
 

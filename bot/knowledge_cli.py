@@ -81,9 +81,10 @@ def expand_paths(paths: Iterable[str]) -> Iterator[Path]:
             yield path
 
 
-def run_ingest(settings: Settings, paths: list[str], *, scope: str, stdout: IO[str] = sys.stdout,
-               stderr: IO[str] = sys.stderr) -> int:
+def run_ingest(settings: Settings, paths: list[str], *, scope: str, stdout: IO[str] | None = None,
+               stderr: IO[str] | None = None) -> int:
     """Ingest each file; one result line per file on stdout, errors on stderr. 1 if any file failed."""
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     scopes = parse_scopes(scope)
     if len(scopes) != 1:
         raise ConfigError("--scope: ingest puts documents in one scope (workspace, channel:C… or user:U…).")
@@ -142,8 +143,9 @@ class HitJson:
 
 
 def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: bool,
-               stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout) -> int:
+               stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> int:
     """Print the ranked hits for one query, or (query "-") for each line of stdin with one model load."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     scopes = parse_scopes(scope)
     if k < 1:
         raise ConfigError("-k: ask for at least one result.")
@@ -170,7 +172,7 @@ def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: b
 def render_hits(query: str, hits: list[SearchHit]) -> str:
     if not hits:
         return f"No results for {query!r}."
-    lines = [f"{len(hits)} results for {query!r}:"]
+    lines = [f"{len(hits)} result{'s' if len(hits) != 1 else ''} for {query!r}:"]
     for rank, hit in enumerate(hits, start=1):
         where = f" — {hit.location}" if hit.location else ""
         snippet = " ".join(hit.text.split())

@@ -272,13 +272,13 @@ async def test_progress_sends_only_the_newest_text_and_the_outcome_lands_last():
         await progress.start("Downloading a.txt…")
         for done in range(0, 101, 10):
             progress.update(f"Indexing {done}/100")
-        await slack.wait_for(lambda: len(slack.calls("chat.update")) == 1, timeout=5)
+        await slack.wait_for(lambda: progress._task.done(), timeout=5, what="the throttled edit")
         message = slack.message(fs.DM_CHANNEL_ID, progress.ts)
         assert message.history == ["Downloading a.txt…", "Indexing 100/100"]
 
         slack.set_latency(0.3, method="chat.update")
         progress.update("Indexing 100/100 (again)")
-        await slack.wait_for(lambda: len(slack.calls("chat.update")) == 2 or None, timeout=5)
+        await slack.wait_for(lambda: progress._editing, timeout=5, what="the edit to be on the wire")
         await progress.finish("Added a.txt")  # while the previous edit is still on the wire
         progress.update("late")  # after the outcome: ignored
         assert message.text == "Added a.txt"

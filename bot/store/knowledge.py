@@ -438,7 +438,8 @@ class KnowledgeMixin:
             return None
         rows = conn.execute(f"SELECT chunk_id, embedding FROM {table} WHERE scope = ?", (scope,)).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        # A fresh, aligned, writable array: BLAS takes its fast path on it.
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1).copy()
         cache[(table, scope)] = (version, (ids, vectors))
         return ids, vectors
 
