@@ -90,7 +90,8 @@ def list_text(store: Store, scopes: list[str] | None) -> str:
         title = escape_mrkdwn(d.title)
         if d.permalink:
             title = slack_link(d.permalink, title)
-        lines.append(f"• `{d.id}` {title} — {d.chunk_count:,} chunks, {where(d.scope)}, "
+        chunks = f"{d.chunk_count:,} chunk{'s' if d.chunk_count != 1 else ''}"
+        lines.append(f"• `{d.id}` {title} — {chunks}, {where(d.scope)}, "
                      f"added {added} by <@{d.uploaded_by}>")
     return "\n".join(lines)
 

@@ -182,7 +182,7 @@ class UploadProgress:
         while self._pending is not None and not self._finished:
             await asyncio.sleep(max(0.0, self._last_sent + self.interval_s - loop.time()))
             if self.budget is not None and not self.budget.try_acquire():
-                self._last_sent = loop.time()  # no spare token: try again one interval later
+                await asyncio.sleep(max(self.interval_s, 0.1))  # no spare token: answers go first
                 continue
             text, self._pending = self._pending, None
             if text is None or self._finished:
@@ -195,6 +195,8 @@ class UploadProgress:
                 if exc.response.status_code == 429 and self.budget is not None:
                     self.budget.pause(_retry_after(exc))
                 log.warning("progress edit failed: %s", exc.response.get("error"))
+            except aiohttp.ClientError as exc:  # a skipped progress step is harmless; the outcome still follows
+                log.warning("progress edit failed: %s", type(exc).__name__)
             finally:
                 self._editing = False
 
@@ -219,6 +221,8 @@ class UploadProgress:
                              budget=self.budget)
         except SlackApiError as exc:
             log.warning("final progress edit failed: %s", exc.response.get("error"))
+        except aiohttp.ClientError as exc:
+            log.warning("final progress edit failed: %s", type(exc).__name__)
 
 
 def _retry_after(exc: SlackApiError) -> float:
@@ -266,7 +270,8 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
 
             def report(event: Progress) -> None:  # runs in the ingest worker thread
                 if event.stage != "done":  # the outcome comes from finish() below
-                    loop.call_soon_threadsafe(progress.update, f":hourglass_flowing_sand: {escape_mrkdwn(event.text())}")
+                    text = f":hourglass_flowing_sand: {escape_mrkdwn(event.text())}"
+                    loop.call_soon_threadsafe(progress.update, text)
 
             result = await ingest_bytes_async(
                 store, make_embedder(settings), data=data, filename=file.name, mimetype=file.mimetype,

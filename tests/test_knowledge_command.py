@@ -1,6 +1,8 @@
 """/knowledge through the real Bolt app: list, search, delete and share, and who may see or do what."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from bot.listeners import slash
@@ -67,9 +69,9 @@ async def test_list_shows_only_what_is_visible_where_it_is_asked(bot: Bot):
     assert text.startswith("*2 documents visible here:*\n")
     assert listed(text) == ["policy.md", "general-faq.md"]
     faq = text.splitlines()[2]
-    assert faq == (f"• `{ids['general-faq.md']}` <https://fake.slack.com/files/{BOB}/F1/general-faq.md|general-faq.md>"
-                   f" — 1 chunks, <#{GENERAL}>, added " + faq.split("added ")[1])
-    assert faq.endswith(f" by <@{BOB}>")
+    link = f"<https://fake.slack.com/files/{BOB}/F1/general-faq.md|general-faq.md>"
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert faq == f"• `{ids['general-faq.md']}` {link} — 1 chunk, <#{GENERAL}>, added {today} by <@{BOB}>"
     assert listed(await knowledge(bot, "", channel=ALICE_DM)) == ["policy.md", "alice-notes.md"]
     assert listed(await knowledge(bot, "list", user=BOB, channel=OTHER)) == ["other-plan.md", "policy.md"]
     assert listed(await knowledge(bot, "list all")) == ["policy.md", "general-faq.md"]  # not an admin
@@ -101,7 +103,8 @@ async def test_delete_own_documents_admins_any_and_nothing_is_left(bot: Bot):
     ids = bot.ids  # type: ignore[attr-defined]
     store = bot.runtime.store
     # Someone else's private document: not even its title is revealed.
-    assert await knowledge(bot, f"delete {ids['bob-secret.md']}") == f"There is no document {ids['bob-secret.md']} here."
+    secret = ids["bob-secret.md"]
+    assert await knowledge(bot, f"delete {secret}") == f"There is no document {secret} here."
     assert await knowledge(bot, "delete 999") == "There is no document 999 here."
     assert (await knowledge(bot, f"delete {ids['general-faq.md']}")
             == "Only the person who shared *general-faq.md* or an admin can delete it.")
@@ -114,7 +117,6 @@ async def test_delete_own_documents_admins_any_and_nothing_is_left(bot: Bot):
     assert store.knowledge_count_rows(other) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
     assert "ships the parking app" not in await knowledge(bot, "search parking app", user=BOB, channel=OTHER)
 
-    secret = ids["bob-secret.md"]
     assert await knowledge(bot, f"delete {secret}", user=ADMIN) == (
         f"Deleted *bob-secret.md* (document {secret}) from every index.")
     assert store.knowledge_count_rows(secret) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
