@@ -83,8 +83,8 @@ async def search_text(store: "Store", embedder: "Embedder", query: str) -> str:
     """/knowledge search QUERY: the top five passages with title, section and score."""
     from knowledge.search import scopes_for, search_async
 
-    # What the bot's search_docs tool sees from the console, plus the console's own uploads.
-    scopes = list(dict.fromkeys([*scopes_for(user_id=CONSOLE_USER, channel_id=CONSOLE_CHANNEL), UPLOAD_SCOPE]))
+    # What the bot's search_docs tool sees from the console: workspace documents and its own uploads.
+    scopes = scopes_for(user_id=CONSOLE_USER, channel_id=CONSOLE_CHANNEL)
     hits = await search_async(store, embedder, query, scopes=scopes, k=5)
     if not hits:
         return f"Nothing in {', '.join(scopes)} matched {query!r}."

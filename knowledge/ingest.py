@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from knowledge.embed import Embedder
 
 EMBED_BATCH = 64
-_SCOPE = re.compile(r"^(workspace|channel:[A-Z0-9]+|user:[A-Z0-9]+)$")
+# Slack ids are upper-case; `user:console` is the terminal console's own private scope.
+_SCOPE = re.compile(r"^(workspace|channel:[A-Za-z0-9]+|user:[A-Za-z0-9]+)$")
 
 
 @dataclass(frozen=True)

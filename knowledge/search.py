@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "bm25", "vector"]
 
 WORKSPACE = "workspace"
+CONSOLE_CHANNEL = "console"  # the channel id `threadbot console` uses for its turns
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,19 @@ def scopes_for(*, user_id: str, channel_id: str | None) -> list[str]:
     workspace documents and that channel's uploads. A user's private uploads are deliberately not
     searched from a channel: the answer is posted where everyone in the channel can read it.
     """
-    if channel_id is None or channel_id.startswith("D"):
+    if is_private_conversation(channel_id):
         return [WORKSPACE, f"user:{user_id}"]
     return [WORKSPACE, f"channel:{channel_id}"]
 
 
+def is_private_conversation(channel_id: str | None) -> bool:
+    """A Slack DM (D…), or `threadbot console`'s conversation, which only its one user sees."""
+    return channel_id is None or channel_id.startswith("D") or channel_id == CONSOLE_CHANNEL
+
+
 def scope_for_upload(*, user_id: str, channel_id: str | None) -> str:
     """Where a shared file lands: private to the uploader in a DM, else the channel it was shared in."""
-    if channel_id is None or channel_id.startswith("D"):
+    if is_private_conversation(channel_id):
         return f"user:{user_id}"
     return f"channel:{channel_id}"
 

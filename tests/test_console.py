@@ -315,7 +315,6 @@ class _WordEmbedder:
         return vectors / np.maximum(norms, 1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="knowledge/ingest.py's scope pattern does not accept user:console yet")
 async def test_upload_list_search_delete(tmp_path):
     store = Store(tmp_path / "k.db")
     out = io.StringIO()

@@ -110,6 +110,9 @@ def test_upload_and_search_scopes() -> None:
     assert scope_for_upload(user_id="U1", channel_id="C9") == "channel:C9"
     assert scopes_for(user_id="U1", channel_id="D9") == ["workspace", "user:U1"]
     assert scopes_for(user_id="U1", channel_id="G9") == ["workspace", "channel:G9"]
+    # threadbot console is a one-person conversation, like a DM: its uploads are user:console.
+    assert scopes_for(user_id="console", channel_id="console") == ["workspace", "user:console"]
+    assert scope_for_upload(user_id="console", channel_id="console") == "user:console"
 
 
 async def test_search_async_runs_in_a_thread(store: Store, embedder: LocalEmbedder) -> None:

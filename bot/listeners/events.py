@@ -75,7 +75,8 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
     if turn.files:
         # Shared files go into the knowledge base first, so a question asked with them can use them.
         await ingest_shared_files(files=turn.files, client=client, http=runtime.http, store=runtime.store,
-                                  settings=runtime.settings, user_id=user, channel_id=channel, thread_ts=thread_ts)
+                                  settings=runtime.settings, user_id=user, channel_id=channel, thread_ts=thread_ts,
+                                  budget=runtime.budget)
         if not turn.text:
             return
     reply = build_reply(runtime, client, turn, assistant=assistant)
