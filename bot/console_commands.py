@@ -1,7 +1,6 @@
 """The console's own commands (/usage, /knowledge list|search|delete, /help) as plain-text replies."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -27,34 +26,17 @@ Type a message and press Enter; the answer streams in. Commands:
 USAGE_HELP = ("/usage shows the console's usage (today, 7 and 30 days); /usage team shows everyone's, "
               "/usage U… one Slack user's; add a number of days, e.g. /usage 7.")
 
-_DAYS = re.compile(r"^(\d{1,3})d?$", re.IGNORECASE)
-_USER_ID = re.compile(r"^[UW][A-Z0-9]*[0-9][A-Z0-9]*$")
-
 
 def usage_text(store: "Store", *, text: str, now: datetime) -> str:
     """The /usage reply as plain text. The console is the operator's own database, so it may also
     show the team's or any user's usage (Slack's /usage limits that to admins)."""
-    from bot.usage_report import MAX_DAYS, build_report, render_text
+    from bot.usage_report import build_report, parse_usage_args, render_text
 
-    target: str | None = CONSOLE_USER
-    days = 30
-    for word in text.split():
-        lowered = word.lower()
-        if lowered in ("help", "?"):
-            return USAGE_HELP
-        if lowered in ("team", "workspace", "all"):
-            target = None
-        elif lowered in ("me", CONSOLE_USER):
-            target = CONSOLE_USER
-        elif match := _DAYS.match(word):
-            days = int(match.group(1))
-            if not 1 <= days <= MAX_DAYS:
-                return f"Pick between 1 and {MAX_DAYS} days."
-        elif _USER_ID.match(word):
-            target = word
-        else:
-            return f"I didn't understand {word!r}. {USAGE_HELP}"
-    return render_text(build_report(store, user_id=target, days=days, now=now))
+    args = parse_usage_args(text, caller_id=CONSOLE_USER, extra_self_words=(CONSOLE_USER,),
+                            help_text=USAGE_HELP, from_slack=False)
+    if isinstance(args, str):
+        return args
+    return render_text(build_report(store, user_id=args.user_id, days=args.days, now=now))
 
 
 def list_text(store: "Store") -> str:

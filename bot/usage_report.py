@@ -269,19 +269,31 @@ NOT_ADMIN = (
 )
 
 
-def handle_usage_command(store: "Store", settings: "Settings", *, caller_id: str, text: str, now: datetime) -> str:
-    """The reply to `/usage [team | @user | U…] [days]` (mrkdwn). Admins are settings.admins."""
+@dataclass(frozen=True)
+class UsageArgs:
+    """What `/usage …` asks for: one user's report (user_id) or the workspace's (None) over `days`."""
+
+    user_id: str | None
+    days: int = 30
+
+
+def parse_usage_args(text: str, *, caller_id: str, extra_self_words: tuple[str, ...] = (),
+                     help_text: str = USAGE_HELP, from_slack: bool = True) -> UsageArgs | str:
+    """`[team | me | @user | U…] [days]` as UsageArgs, or the reply (help or a problem) as a str.
+
+    from_slack: the text was typed into Slack, so `<@U…>` mentions are understood, a bare `@name` gets a
+    hint, and words are quoted as mrkdwn `code`; otherwise (the console) words are quoted plainly."""
     target: str | None = caller_id
     days = 30
     for word in text.split():
         lowered = word.lower()
         if lowered in ("help", "?"):
-            return USAGE_HELP
+            return help_text
         if lowered in ("team", "workspace", "all"):
             target = None
-        elif lowered == "me":
+        elif lowered == "me" or lowered in extra_self_words:
             target = caller_id
-        elif match := _MENTION.match(word):
+        elif from_slack and (match := _MENTION.match(word)):
             target = match.group(1)
         elif _USER_ID.match(word):
             target = word
@@ -289,12 +301,21 @@ def handle_usage_command(store: "Store", settings: "Settings", *, caller_id: str
             days = int(match.group(1))
             if not 1 <= days <= MAX_DAYS:
                 return f"Pick between 1 and {MAX_DAYS} days."
-        elif word.startswith("@"):
+        elif from_slack and word.startswith("@"):
             return (f"I couldn't tell who `{word}` is. Pick the person from Slack's autocomplete so the "
                     "command carries a real mention.")
         else:
-            return f"I didn't understand `{word}`. {USAGE_HELP}"
-    if target != caller_id and caller_id not in settings.admins:
+            quoted = f"`{word}`" if from_slack else repr(word)
+            return f"I didn't understand {quoted}. {help_text}"
+    return UsageArgs(user_id=target, days=days)
+
+
+def handle_usage_command(store: "Store", settings: "Settings", *, caller_id: str, text: str, now: datetime) -> str:
+    """The reply to `/usage [team | @user | U…] [days]` (mrkdwn). Admins are settings.admins."""
+    args = parse_usage_args(text, caller_id=caller_id)
+    if isinstance(args, str):
+        return args
+    if args.user_id != caller_id and caller_id not in settings.admins:
         return NOT_ADMIN
-    report = build_report(store, user_id=target, days=days, now=now)
+    report = build_report(store, user_id=args.user_id, days=args.days, now=now)
     return render_slack(report, caller_id=caller_id)

@@ -117,6 +117,23 @@ async def test_dm_is_answered_in_a_thread_under_the_message(fakes, http_bot):
     reply = await final_reply(slack, fs.DM_CHANNEL_ID, event["ts"], "echo: hi from a DM, 日本語 and emoji 🎉")
     assert reply.thread_ts == event["ts"]
 
+    # A message at Slack's 40,000-character maximum is answered; the long answer (the fake echoes it)
+    # continues over several messages, each under the part limit, with nothing lost.
+    words = "日本語 🎉 ünïcode words "
+    long_text = (words * (40_000 // len(words) + 1))[:40_000].strip()
+    model.add(Reply.text(f"echo: {long_text}", chunk_chars=400))
+    event = fs.dm_message(long_text)
+    await deliver(slack, http_bot, event)
+
+    def complete_parts():
+        parts = [m.text for m in replies(slack, fs.DM_CHANNEL_ID, event["ts"])]
+        joined = "".join(parts).replace(" ", "")
+        return parts if joined == f"echo:{long_text}".replace(" ", "") else None
+
+    parts = await slack.wait_for(complete_parts, timeout=60, what="the long answer in several messages")
+    assert len(parts) >= 12 and all(len(p) <= 3500 for p in parts)
+    assert model.requests[-1]["messages"][-1]["content"][0]["text"] == long_text
+
 
 async def test_ignores_bots_edits_and_deletions_but_acks_them(fakes, http_bot):
     slack, model = fakes

@@ -29,13 +29,10 @@ SUGGESTED_PROMPTS = [
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
     async def handle_assistant_thread_started(event: dict[str, Any], client: AsyncWebClient) -> None:
-        thread = _thread(event)
+        thread = _record_thread(runtime, event)
         if thread is None:
             return
-        channel_id, thread_ts, user_id, context = thread
-        runtime.store.record_assistant_thread(channel_id=channel_id, thread_ts=thread_ts, user_id=user_id,
-                                              context_channel_id=context.get("channel_id"),
-                                              context_team_id=context.get("team_id"))
+        channel_id, thread_ts = thread
         try:
             await client.assistant_threads_setSuggestedPrompts(channel_id=channel_id, thread_ts=thread_ts,
                                                                title=PROMPTS_TITLE, prompts=SUGGESTED_PROMPTS)
@@ -43,21 +40,21 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             log.warning("assistant.threads.setSuggestedPrompts failed: %s", exc.response.get("error"))
 
     async def handle_assistant_thread_context_changed(event: dict[str, Any]) -> None:
-        thread = _thread(event)
-        if thread is None:
-            return
-        channel_id, thread_ts, user_id, context = thread
-        runtime.store.record_assistant_thread(channel_id=channel_id, thread_ts=thread_ts, user_id=user_id,
-                                              context_channel_id=context.get("channel_id"),
-                                              context_team_id=context.get("team_id"))
+        _record_thread(runtime, event)
 
     app.event("assistant_thread_started")(handle_assistant_thread_started)
     app.event("assistant_thread_context_changed")(handle_assistant_thread_context_changed)
 
 
-def _thread(event: dict[str, Any]) -> tuple[str, str, str | None, dict[str, Any]] | None:
+def _record_thread(runtime: Runtime, event: dict[str, Any]) -> tuple[str, str] | None:
+    """Store the thread and its context; returns (channel_id, thread_ts), or None for an event without one."""
     info = event.get("assistant_thread") or {}
     if not (info.get("channel_id") and info.get("thread_ts")):
         log.warning("ignoring %s without an assistant_thread", event.get("type"))
         return None
-    return info["channel_id"], info["thread_ts"], info.get("user_id"), info.get("context") or {}
+    channel_id, thread_ts = info["channel_id"], info["thread_ts"]
+    context = info.get("context") or {}
+    runtime.store.record_assistant_thread(channel_id=channel_id, thread_ts=thread_ts, user_id=info.get("user_id"),
+                                          context_channel_id=context.get("channel_id"),
+                                          context_team_id=context.get("team_id"))
+    return channel_id, thread_ts

@@ -36,7 +36,7 @@ class Store(ConversationsMixin, UsageMixin, LimitsMixin, KnowledgeMixin, Feedbac
         self.db = sqlite_utils.Database(self.conn)
         self.lock = threading.RLock()
         with self.lock:
-            migrate(self.conn, MIGRATIONS)
+            migrate(self.db, MIGRATIONS)
 
     @contextmanager
     def transaction(self) -> Iterator["object"]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterable
 
+import sqlite_utils
 import sqlite_vec
 
 from bot.errors import ConfigError
@@ -50,23 +51,24 @@ def connect(path: Path | str) -> "sqlite3.Connection":
     return conn
 
 
-def migrate(conn: "sqlite3.Connection", migrations: Iterable[Migration]) -> list[str]:
+def migrate(db: sqlite_utils.Database, migrations: Iterable[Migration]) -> list[str]:
     """Apply, in order, each migration not yet recorded in _migrations; return the names applied."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL"
-        " DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
-    )
-    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    if not db["_migrations"].exists():
+        db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    done = {row["name"] for row in db["_migrations"].rows}
     applied = []
     for name, script in migrations:
         if name in done:
             continue
         # executescript commits on its own; wrap the script so a failure leaves nothing half-applied.
         try:
-            conn.executescript(f"BEGIN;\n{script}\nINSERT INTO _migrations(name) VALUES ('{name}');\nCOMMIT;")
+            db.conn.executescript(
+                f"BEGIN;\n{script}\nINSERT INTO _migrations(name, applied_at)"
+                f" VALUES ('{name}', strftime('%Y-%m-%dT%H:%M:%fZ','now'));\nCOMMIT;"
+            )
         except Exception:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
             raise
         applied.append(name)
     return applied

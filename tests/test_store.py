@@ -1,0 +1,44 @@
+"""The SQLite store: migrations on an empty database, WAL, sqlite-vec, durable de-duplication."""
+from __future__ import annotations
+
+import pytest
+import sqlite_utils
+
+from bot.store import MIGRATIONS, Store
+from bot.store.db import connect, migrate
+
+
+def test_migrations_build_every_table_on_an_empty_database_once(tmp_path):
+    store = Store(tmp_path / "s.db")
+    tables = set(store.db.table_names())
+    assert {"conversations", "messages", "events", "usage", "requests", "feedback", "_migrations"} <= tables
+    assert [r["name"] for r in store.db["_migrations"].rows] == [name for name, _ in MIGRATIONS]
+    assert migrate(store.db, MIGRATIONS) == []  # a second start applies nothing
+    store.close()
+
+
+def test_a_failing_migration_leaves_nothing_half_applied(tmp_path):
+    db = sqlite_utils.Database(connect(tmp_path / "m.db"))
+    broken = [("t_001", "CREATE TABLE a (x INTEGER); CREATE TABLE a (y INTEGER);")]
+    with pytest.raises(Exception):
+        migrate(db, broken)
+    assert not db["a"].exists()
+    assert [r["name"] for r in db["_migrations"].rows] == []
+
+
+def test_wal_mode_and_sqlite_vec_are_available(tmp_path):
+    store = Store(tmp_path / "w.db")
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("SELECT vec_version()").fetchone()[0].startswith("v0.1")
+    store.close()
+
+
+def test_event_claims_survive_a_reopen(tmp_path):
+    store = Store(tmp_path / "e.db")
+    assert store.claim_event("event:Ev1", "msg:C1:1.0") is True
+    assert store.claim_event("event:Ev1") is False
+    store.close()
+    reopened = Store(tmp_path / "e.db")
+    assert reopened.claim_event("msg:C1:1.0") is False  # the same message under a new event id
+    assert reopened.claim_event("event:Ev2", "msg:C1:2.0") is True
+    reopened.close()
