@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -121,25 +120,12 @@ def result_line(path: Path, result: IngestResult) -> str:
             f"(document {result.document_id}, scope {result.scope})")
 
 
-@dataclass(frozen=True)
-class HitJson:
-    """What `threadbot search --json` prints per hit."""
+# What `threadbot search --json` prints per hit, in this key order.
+HIT_JSON_FIELDS = ("document_id", "title", "section", "page", "text", "score", "chunk_id", "scope", "permalink")
 
-    document_id: int
-    title: str
-    section: str | None
-    page: int | None
-    text: str
-    score: float
-    chunk_id: int
-    scope: str
-    permalink: str | None
 
-    @classmethod
-    def of(cls, hit: SearchHit) -> "HitJson":
-        return cls(document_id=hit.document_id, title=hit.title, section=hit.section, page=hit.page,
-                   text=hit.text, score=hit.score, chunk_id=hit.chunk_id, scope=hit.scope,
-                   permalink=hit.permalink)
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    return {name: getattr(hit, name) for name in HIT_JSON_FIELDS}
 
 
 def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: bool,
@@ -160,7 +146,7 @@ def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: b
             hits = search(store, embedder, text, scopes=scopes, k=k)
             if as_json:
                 # One line per query (also for a blank one), so answers line up with the input.
-                stdout.write(json.dumps([asdict(HitJson.of(h)) for h in hits], ensure_ascii=False) + "\n")
+                stdout.write(json.dumps([hit_json(h) for h in hits], ensure_ascii=False) + "\n")
             else:
                 stdout.write(("\n" if number else "") + render_hits(text, hits) + "\n")
             stdout.flush()

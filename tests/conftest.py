@@ -1,4 +1,4 @@
-"""Test-wide guards: no internet, no proxies, no stray settings from the developer's environment."""
+"""Test-wide guards (no internet, no proxies, no stray settings) and the shared fake-service fixtures."""
 from __future__ import annotations
 
 import ipaddress
@@ -6,6 +6,10 @@ import os
 import socket
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.slack import FakeSlack
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -54,3 +58,28 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         if name.startswith(("THREADBOT_", "SLACK_", "ANTHROPIC_", "OPENAI_")) or name == "PORT":
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+async def slack():
+    """A FakeSlack on loopback, for tests that drive slack_sdk clients against it directly."""
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def client(slack: FakeSlack) -> AsyncWebClient:
+    """The real AsyncWebClient with the bot token, pointed at the `slack` fixture."""
+    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+
+
+@pytest.fixture
+def fakes():
+    """FakeSlack and FakeAnthropic each on its own thread, for a bot in another process (tests/botproc.py)."""
+    slack = FakeSlack()
+    slack.start_in_thread()
+    model = FakeAnthropic()
+    model.start_in_thread()
+    yield slack, model
+    slack.stop_thread()
+    model.stop_in_thread()

@@ -53,6 +53,11 @@ class Bot:
             timeout=timeout,
             what=lambda: f"{what}; have {[m.text for m in self.bot_messages(channel, thread_ts)]}")
 
+    async def final_text(self, channel: str, thread_ts: str, expected: str, *, timeout: float = 15) -> fs.FakeMessage:
+        """Wait for a bot message in the thread whose current text is exactly `expected`."""
+        return await self.bot_message_where(channel, thread_ts, lambda text: text == expected, timeout=timeout,
+                                            what=repr(expected))
+
 
 @asynccontextmanager
 async def running_bot(tmp_path: Path, **env: str) -> AsyncIterator[Bot]:

@@ -24,6 +24,7 @@ from tests.fakes import slack as fs
 from tests.fakes.anthropic import DEFAULT_API_KEY, ErrorReply, FakeAnthropic, Reply, ToolUse
 from tests.fakes.open_meteo import FakeOpenMeteo
 from tests.fakes.slack import FakeMessage, FakeSlack
+from tests.test_tool_extract import GOOD_INVOICE, INVOICE_TEXT
 from tools.context import ToolContext
 from tools.extract_record import extract_record
 from tools.get_weather import get_weather
@@ -63,19 +64,6 @@ async def break_things(ctx: ToolContext, what: str) -> str:
     raise RuntimeError(f"boom while breaking {what}")
 
 
-INVOICE_TEXT = """ACME Tools Lda — Invoice INV-2025-041
-Issued 1 May 2025, payable by 31 May 2025.
-2 × Hammer @ 12.50 = 25.00
-1 × Saw @ 40.00 = 40.00
-Subtotal 65.00, VAT 14.95, Total EUR 79.95"""
-GOOD_INVOICE = {
-    "vendor": "ACME Tools Lda", "invoice_number": "INV-2025-041", "issue_date": "2025-05-01",
-    "due_date": "2025-05-31", "currency": "EUR", "subtotal": 65.0, "tax": 14.95, "total": "79.95",
-    "line_items": [
-        {"description": "Hammer", "quantity": 2, "unit_price": 12.5, "amount": 25},
-        {"description": "Saw", "quantity": 1, "unit_price": "40.00", "amount": "40.00"},
-    ],
-}
 BAD_INVOICE = {**GOOD_INVOICE, "total": "97.95"}  # subtotal + tax != total
 
 

@@ -2,79 +2,25 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
-from aiohttp import web
 
-from bot.app import build_app
-from bot.config import load_settings
 from bot.conversation import Turn
 from bot.mrkdwn import to_mrkdwn
-from bot.runtime import Runtime
 from tests.fakes import slack as fs
-from tests.fakes.anthropic import FakeAnthropic, Reply
+from tests.fakes.anthropic import Reply
 from tests.fakes.slack import FakeSlack
+from tests.slackapp import Bot, running_bot
 
 pytestmark = pytest.mark.timeout(60)
 
 ASSISTANT_DM = "D0ASSIST"
 VIEWED_CHANNEL = "C0VIEWED"
 OTHER_CHANNEL = "C0OTHER"
-
-
-@dataclass
-class Bot:
-    """The real Bolt app with every listener, served over signed HTTP, against the fakes."""
-
-    slack: FakeSlack
-    model: FakeAnthropic
-    runtime: Runtime
-    events_url: str
-
-    async def deliver(self, payload: dict[str, Any]) -> None:
-        if payload.get("type") not in fs._INTERACTIVE_TYPES:
-            payload = fs.event_callback(payload)
-        result = await self.slack.deliver_http(self.events_url, payload)
-        assert result.status == 200, (result.status, result.body)  # acked, also when ignored
-
-    def bot_messages(self, channel: str, thread_ts: str) -> list[fs.FakeMessage]:
-        return [m for m in self.slack.messages_in_thread(channel, thread_ts) if m.user == fs.BOT_USER_ID]
-
-    async def final_text(self, channel: str, thread_ts: str, expected: str, timeout: float = 15) -> fs.FakeMessage:
-        return await self.slack.wait_for(
-            lambda: next((m for m in self.bot_messages(channel, thread_ts) if m.text == expected), None),
-            timeout=timeout,
-            what=lambda: f"{expected!r}; have {[m.text for m in self.bot_messages(channel, thread_ts)]}")
-
-
-@asynccontextmanager
-async def running_bot(tmp_path: Path, **env: str) -> AsyncIterator[Bot]:
-    async with FakeSlack() as slack, FakeAnthropic() as model:
-        settings = load_settings(
-            SLACK_BOT_TOKEN=fs.BOT_TOKEN, SLACK_SIGNING_SECRET=fs.SIGNING_SECRET, SLACK_API_URL=slack.api_url,
-            ANTHROPIC_API_KEY="sk-ant-fake-test-key", ANTHROPIC_BASE_URL=model.base_url,
-            THREADBOT_DB=str(tmp_path / "bot.db"), THREADBOT_USER_RPM="1000",
-            # Tools that reach out fail fast and become error results; the status is what matters here.
-            THREADBOT_WEATHER_API_URL="http://127.0.0.1:9/forecast",
-            THREADBOT_GEOCODING_API_URL="http://127.0.0.1:9/search",
-            **env,
-        )
-        runtime = await Runtime.create(settings)
-        app = build_app(runtime)
-        runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
-        try:
-            yield Bot(slack, model, runtime, url)
-        finally:
-            await runner.cleanup()
-            await runtime.aclose()
+# Tools that reach out fail fast and become error results; the status is what matters here.
+TOOLS_UNREACHABLE = {"THREADBOT_WEATHER_API_URL": "http://127.0.0.1:9/forecast",
+                     "THREADBOT_GEOCODING_API_URL": "http://127.0.0.1:9/search"}
 
 
 def assistant_thread_started(thread_ts: str, *, context_channel: str | None = VIEWED_CHANNEL) -> dict[str, Any]:
@@ -96,7 +42,7 @@ def status_calls(slack: FakeSlack, thread_ts: str) -> list[str]:
 
 @pytest.fixture
 async def bot(tmp_path):
-    async with running_bot(tmp_path) as running:
+    async with running_bot(tmp_path, **TOOLS_UNREACHABLE) as running:
         yield running
 
 

@@ -9,24 +9,13 @@ import pytest
 from bot.listeners.usage import HOLDING_LINE
 from tests.botproc import BotProcess
 from tests.fakes import slack as fs
-from tests.fakes.anthropic import FakeAnthropic, Reply
+from tests.fakes.anthropic import Reply
 from tests.fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.timeout(180)
 
 ADMIN = "U0ADMIN"
 LIMIT_MESSAGE = re.compile(r"^You've reached your limit of 2 requests per minute — try again in (\d+) seconds?\.$")
-
-
-@pytest.fixture
-def fakes():
-    slack = FakeSlack()
-    slack.start_in_thread()
-    model = FakeAnthropic()
-    model.start_in_thread()
-    yield slack, model
-    slack.stop_thread()
-    model.stop_in_thread()
 
 
 async def test_rpm_limit_refuses_without_a_model_call_and_usage_reports_exact_tokens(fakes, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from bot.mrkdwn import to_mrkdwn
 from tests.botproc import BotProcess
 from tests.fakes import slack as fs
-from tests.fakes.anthropic import ErrorReply, FakeAnthropic, Reply
+from tests.fakes.anthropic import ErrorReply, Reply
 from tests.fakes.slack import FakeSlack
 
 pytestmark = pytest.mark.timeout(120)
@@ -18,17 +18,6 @@ ANSWER = (
     "Lisbon is the capital of Portugal. It sits on the Tagus river, has seven hills, "
     "and its trams are famous. The city is known for pastel de nata and fado music."
 )
-
-
-@pytest.fixture
-def fakes():
-    slack = FakeSlack()
-    slack.start_in_thread()
-    model = FakeAnthropic()
-    model.start_in_thread()
-    yield slack, model
-    slack.stop_thread()
-    model.stop_in_thread()
 
 
 def make_bot(fakes, tmp_path: Path, *, socket_mode: bool, **env: str) -> BotProcess:

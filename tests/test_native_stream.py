@@ -14,23 +14,12 @@ from bot.split import split_message
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import Reply
 from tests.fakes.slack import FakeSlack
-from tests.test_assistant import running_bot
+from tests.slackapp import running_bot
 from tests.test_reply import long_answer, stream
 
 pytestmark = pytest.mark.timeout(60)
 
 ANSWER = "## Plan\n\nFirst **bold** step, then `code`:\n\n```sh\nmake build && make test\n```\n\n- one\n- two\n"
-
-
-@pytest.fixture
-async def slack():
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(slack: FakeSlack) -> AsyncWebClient:
-    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
 
 
 def native(client: AsyncWebClient, channel: str, thread_ts: str, **options) -> NativeReply:

@@ -46,17 +46,6 @@ async def stream(reply: SlackReply, text: str, *, size: int = 60, delay: float =
         await asyncio.sleep(delay)
 
 
-@pytest.fixture
-async def slack():
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(slack: FakeSlack) -> AsyncWebClient:
-    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-
-
 async def test_ten_thousand_characters_stream_into_several_balanced_messages(slack, client):
     answer = long_answer()
     assert len(answer) > 10_000

@@ -4,26 +4,17 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import AsyncIterator
 
-import pytest
-from aiohttp import web
-
-from bot.app import build_app
-from bot.config import load_settings
 from bot.listeners import slash
 from bot.listeners import usage as usage_listener
-from bot.runtime import Runtime
 from bot.store import Store, UsageRow
 from bot.usage_report import NOT_ADMIN
 from tests.botproc import THREADBOT
 from tests.fakes import slack as fs
-from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.slack import FakeSlack, HttpResult
+from tests.slackapp import running_bot
 
 ADMIN = "U0ADMIN"
 BOB = "U0BOB"
@@ -48,45 +39,10 @@ def fill(store: Store, now: datetime) -> None:
         store.record_usage(r)
 
 
-class Bot:
-    """The real Bolt AsyncApp (bot.app.build_app) served on loopback, with the fakes it talks to."""
-
-    def __init__(self, slack: FakeSlack, model: FakeAnthropic, runtime: Runtime, url: str):
-        self.slack, self.model, self.runtime, self.events_url = slack, model, runtime, url
-
-    async def command(self, text: str = "", *, user_id: str = fs.USER_ID) -> tuple[HttpResult, str]:
-        response_url = self.slack.new_response_url()
-        form = fs.command_form("/usage", text, user_id=user_id, response_url=response_url)
-        result = await self.slack.deliver_http(self.events_url, form)
-        assert result.status == 200, result.body
-        assert result.elapsed < 3.0  # Slack's ack deadline
-        return result, response_url
-
-
-@asynccontextmanager
-async def running_bot(tmp_path: Path, **env: str) -> AsyncIterator[Bot]:
-    async with FakeSlack() as slack, FakeAnthropic() as model:
-        settings = load_settings(
-            SLACK_BOT_TOKEN=fs.BOT_TOKEN, SLACK_SIGNING_SECRET=fs.SIGNING_SECRET, SLACK_API_URL=slack.api_url,
-            ANTHROPIC_API_KEY="sk-ant-fake-test-key", ANTHROPIC_BASE_URL=model.base_url,
-            THREADBOT_DB=str(tmp_path / "bot.db"), **env)
-        runtime = await Runtime.create(settings)
-        runner = web.AppRunner(build_app(runtime).web_app(path="/slack/events"), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            yield Bot(slack, model, runtime, f"http://127.0.0.1:{port}/slack/events")
-        finally:
-            await runner.cleanup()
-            await runtime.aclose()
-
-
 async def test_own_usage_is_an_ephemeral_ack_with_exact_numbers(tmp_path):
     async with running_bot(tmp_path) as bot:
         fill(bot.runtime.store, datetime.now(timezone.utc))
-        result, response_url = await bot.command()
+        result, response_url = await bot.command("/usage")
         body = result.json()
         assert body["response_type"] == "ephemeral"
         text = body["text"]
@@ -111,23 +67,23 @@ async def test_others_usage_is_refused_for_non_admins_and_shown_to_admins(tmp_pa
     async with running_bot(tmp_path, THREADBOT_ADMINS=f"{ADMIN}, UOTHERADMIN") as bot:
         fill(bot.runtime.store, datetime.now(timezone.utc))
         for text in ("team", f"<@{BOB}|bob>", BOB):
-            result, _ = await bot.command(text)
+            result, _ = await bot.command("/usage", text)
             assert result.json()["text"] == NOT_ADMIN
 
-        result, _ = await bot.command("team", user_id=ADMIN)
+        result, _ = await bot.command("/usage", "team", user_id=ADMIN)
         team = result.json()["text"]
         assert team.startswith("*Workspace usage*\n• *Today*: 3 calls, $4.03 — 1,284,567 input · 10,901 output")
         assert f"• <@{fs.USER_ID}>: 4 calls, $3.89, 1,286,477 tokens" in team
         assert f"• <@{BOB}>: 1 call, $0.18, 52,000 tokens" in team
 
-        result, _ = await bot.command(f"<@{BOB}|bob> 7", user_id=ADMIN)
+        result, _ = await bot.command("/usage", f"<@{BOB}|bob> 7", user_id=ADMIN)
         bob = result.json()["text"].splitlines()
         assert bob[0] == f"*Usage of <@{BOB}>*"
         assert bob[1] == "• *Today*: 1 call, $0.18 — 50,000 input · 2,000 output · 0 cache write · 0 cache read"
         assert bob[2].startswith("• *Last 7 days*: 1 call, $0.18")
         assert not any("Last 30 days" in line for line in bob)
 
-        result, _ = await bot.command("@bob", user_id=ADMIN)
+        result, _ = await bot.command("/usage", "@bob", user_id=ADMIN)
         assert "autocomplete" in result.json()["text"]
 
 
@@ -135,7 +91,7 @@ async def test_slow_report_is_acked_at_once_and_follows_via_response_url(tmp_pat
     monkeypatch.setattr(slash, "ACK_WITHIN_S", 0)  # as if the database were slow
     async with running_bot(tmp_path) as bot:
         fill(bot.runtime.store, datetime.now(timezone.utc))
-        result, response_url = await bot.command()
+        result, response_url = await bot.command("/usage")
         assert result.json() == {"text": usage_listener.HOLDING_LINE, "response_type": "ephemeral"}
         posted = await bot.slack.wait_for(lambda: bot.slack.responses[response_url], what="the report")
         assert len(posted) == 1 and posted[0]["response_type"] == "ephemeral"
@@ -146,7 +102,7 @@ async def test_a_broken_store_gives_a_short_message_with_a_reference_not_a_trace
     caplog.set_level(logging.ERROR, logger="bot.listeners.slash")
     async with running_bot(tmp_path) as bot:
         bot.runtime.store.close()  # every query now fails inside the report
-        result, _ = await bot.command()
+        result, _ = await bot.command("/usage")
         text = result.json()["text"]
         assert text.startswith(f":warning: {usage_listener.FAILURE} (ref `")
         assert "Traceback" not in text and "sqlite" not in text.lower()
