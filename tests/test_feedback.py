@@ -11,7 +11,7 @@ from bot.listeners.actions import FEEDBACK_ACTION_ID
 from bot.store import Store
 from bot.usage_report import build_report, handle_usage_command
 from tests.fakes import slack as fs
-from tests.test_assistant import running_bot
+from tests.slackapp import running_bot
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,7 +14,7 @@ from bot.llm.types import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from bot.tokens import count_message_tokens, count_text_tokens, count_tools_tokens
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import Reply
-from tests.test_usage_command import Bot, running_bot
+from tests.slackapp import Bot, running_bot
 
 SMALL_MODEL = "claude-tiny-test"
 SMALL_WINDOW = 16_384
