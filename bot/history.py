@@ -24,7 +24,7 @@ def repair(messages: list[Message]) -> list[Message]:
             merged.append(Message(message.role, list(message.content)))
 
     fixed: list[Message] = []
-    for index, message in enumerate(merged):
+    for message in merged:
         if message.role == "user":
             asked = {b.id for b in fixed[-1].tool_uses} if fixed else set()
             results = [b for b in message.content if isinstance(b, ToolResultBlock) and b.tool_use_id in asked]

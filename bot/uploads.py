@@ -268,7 +268,7 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
             name = escape_mrkdwn(file.name)
             data = await download(http, file, token=token, settings=settings)
 
-            def report(event: Progress) -> None:  # runs in the ingest worker thread
+            def report(event: Progress, progress: UploadProgress = progress) -> None:  # in the worker thread
                 if event.stage != "done":  # the outcome comes from finish() below
                     text = f":hourglass_flowing_sand: {escape_mrkdwn(event.text())}"
                     loop.call_soon_threadsafe(progress.update, text)
