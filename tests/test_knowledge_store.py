@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from knowledge.ingest import (
     reembed,
     set_scope,
 )
-from knowledge.search import scopes_for, search
+from knowledge.search import fts_query, scopes_for, search
 from tests.knowledge_files import make_docx_bomb, make_encrypted_pdf, make_pdf
 
 
@@ -119,6 +120,114 @@ def test_knn_matrix_path_matches_vec0_and_sees_changes(store: Store, monkeypatch
     delete_document(store, best_doc)
     after = store.knowledge_knn(query, model=e.model, dim=e.dim, scopes=["workspace"], k=5)
     assert best_chunk not in [c for c, _ in after] and len(after) == 5
+
+
+def _force_bm25_index(store: Store, monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    monkeypatch.setattr(store_knowledge, "BM25_INDEX_MIN_ROWS", rows)
+    store.__dict__.pop("_knowledge_bm25", None)
+
+
+def _bm25_index_used(store: Store, scope: str) -> bool:
+    cached = store.__dict__.get("_knowledge_bm25", {}).get(scope)
+    return cached is not None and cached[1] is not None
+
+
+BM25_QUERIES = [
+    "running runners",  # porter stems both to "run"/"runner": the index must use FTS5's own terms
+    "Café budget REPORT",  # diacritics and case folded as unicode61 remove_diacritics 2 does
+    "run running ran",  # "run" twice after stemming: FTS5 scores the phrase twice
+    "quarterly planning",
+    "zebra",  # in no row
+    "deploy_script rollback",  # "deploy_script" is a two-token phrase: FTS5 must answer it
+]
+
+
+def test_bm25_index_ranks_and_scores_like_fts5(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    e = HashEmbedder()
+    for i in range(24):
+        words = (["running"] * (i % 4) + ["runs"] * (i % 3) + ["budget"] * (i % 5) + ["rollback"] * (i % 2)
+                 + [f"filler{j}" for j in range(i % 9)] + ["quarterly"] * (i % 6 == 0) + ["run"] * (i % 7 == 1))
+        title = "cafe-report.md" if i % 5 == 0 else f"notes{i}.md"
+        text = f"# Planning {i}\n\n## {'Runner' if i % 4 == 0 else 'Deploy script'}\n\n" + " ".join(words) + "\n"
+        add(store, e, text, scope="workspace", filename=title)
+    queries = [fts_query(q) for q in BM25_QUERIES]
+    weightings = [(1.0, 1.0, 1.0), (3.0, 0.5, 1.0)]
+    # limit=100 holds every match, so no tie straddles the cut (both paths order ties by chunk id).
+    expected = {(q, w): store.knowledge_bm25(q, scopes=["workspace"], limit=100, weights=w)
+                for q in queries for w in weightings}
+    assert not _bm25_index_used(store, "workspace")  # 24 rows: FTS5 answered
+    _force_bm25_index(store, monkeypatch, 10)
+    for (q, w), want in expected.items():
+        got = store.knowledge_bm25(q, scopes=["workspace"], limit=100, weights=w)
+        assert _bm25_index_used(store, "workspace")
+        assert [c for c, _ in got] == [c for c, _ in want], q
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-9, abs=1e-12), q
+        # A cut inside the matches keeps the best scores (which of several tied rows may differ).
+        top = store.knowledge_bm25(q, scopes=["workspace"], limit=4, weights=w)
+        assert [s for _, s in top] == pytest.approx([s for _, s in want[:4]], rel=1e-9, abs=1e-12), q
+    assert len(expected[(fts_query("running runners"), (1.0, 1.0, 1.0))]) > 10
+    assert expected[(fts_query("zebra"), (1.0, 1.0, 1.0))] == []
+    assert len(expected[(fts_query("deploy_script rollback"), (1.0, 1.0, 1.0))]) > 10
+
+
+def test_bm25_index_keeps_scopes_apart_and_sees_changes(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    e = HashEmbedder()
+    _force_bm25_index(store, monkeypatch, 5)
+    for scope in ("workspace", "channel:C1"):
+        for i in range(6):
+            add(store, e, f"{scope} handbook page {i} about vacation policy", scope=scope, filename=f"{scope}{i}.txt")
+    add(store, e, "vacation policy for user A", scope="user:UA", filename="ua.txt")  # small: FTS5
+
+    def scopes_of(scopes: list[str], query: str = "vacation policy") -> set[str]:
+        hits = store.knowledge_bm25(fts_query(query), scopes=scopes, limit=50)
+        return {store.knowledge_chunks([c])[c].scope for c, _ in hits}
+
+    assert scopes_of(["workspace"]) == {"workspace"}
+    assert scopes_of(["channel:C1"]) == {"channel:C1"}
+    assert scopes_of(["workspace", "user:UA"]) == {"workspace", "user:UA"}
+    assert _bm25_index_used(store, "workspace") and _bm25_index_used(store, "channel:C1")
+    assert not _bm25_index_used(store, "user:UA")
+    # An ingest bumps the scope's version: the next search rebuilds and finds the new word.
+    assert store.knowledge_bm25(fts_query("sabbatical"), scopes=["workspace"], limit=5) == []
+    doc = add(store, e, "sabbatical rules after five years", scope="workspace", filename="sab.txt").document_id
+    found = store.knowledge_bm25(fts_query("sabbaticals"), scopes=["workspace"], limit=5)
+    assert [store.knowledge_chunks([c])[c].document_id for c, _ in found] == [doc]
+    assert store.knowledge_bm25(fts_query("sabbatical"), scopes=["channel:C1"], limit=5) == []
+    # Moving it to another scope, then deleting it, takes it out of each index in turn.
+    set_scope(store, doc, "channel:C1")
+    assert store.knowledge_bm25(fts_query("sabbatical"), scopes=["workspace"], limit=5) == []
+    assert len(store.knowledge_bm25(fts_query("sabbatical"), scopes=["channel:C1"], limit=5)) == 1
+    delete_document(store, doc)
+    assert store.knowledge_bm25(fts_query("sabbatical"), scopes=["channel:C1"], limit=5) == []
+    assert _bm25_index_used(store, "channel:C1")
+
+
+def test_bm25_search_during_a_build_uses_fts5_and_memory_stores_build_in_place(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    e = HashEmbedder()
+    _force_bm25_index(store, monkeypatch, 5)
+    for i in range(8):
+        add(store, e, f"incident review {i} " + "pager " * (i + 1), scope="workspace", filename=f"r{i}.txt")
+    query = fts_query("pager incident")
+    # Another search is building the index: this one answers from FTS5 instead of waiting.
+    building = store.__dict__.setdefault("_knowledge_bm25_building", threading.Lock())
+    with building:
+        meanwhile = store.knowledge_bm25(query, scopes=["workspace"], limit=5)
+    assert not _bm25_index_used(store, "workspace")
+    after = store.knowledge_bm25(query, scopes=["workspace"], limit=5)
+    assert _bm25_index_used(store, "workspace")
+    assert [c for c, _ in after] == [c for c, _ in meanwhile] and len(after) == 5
+    assert [s for _, s in after] == pytest.approx([s for _, s in meanwhile], rel=1e-9)
+    # An in-memory database has no second connection to build from: it builds on the store's own.
+    mem = Store(":memory:")
+    try:
+        for i in range(8):
+            add(mem, e, f"incident review {i} " + "pager " * (i + 1), scope="workspace", filename=f"r{i}.txt")
+        assert [c for c, _ in mem.knowledge_bm25(query, scopes=["workspace"], limit=5)] == [c for c, _ in after]
+        assert _bm25_index_used(mem, "workspace")
+    finally:
+        mem.close()
 
 
 def test_same_content_in_same_scope_replaces(store: Store) -> None:

@@ -6,15 +6,25 @@ Large scopes (>= KNN_MATRIX_MIN_ROWS chunks) are searched with an exact in-memor
 loaded from the vec0 table and invalidated by a per-scope version counter kept in SQLite (so a
 `threadbot ingest` in another process is seen at the next search): float32 vec0 KNN costs
 ~40-60 ms at 100k rows on two cores, the numpy scan ~7-15 ms, with identical results.
+Large scopes (>= BM25_INDEX_MIN_ROWS) are BM25-scored the same way, from an in-memory inverted
+index (knowledge/bm25.py) built from FTS5's own tokens via fts5vocab, keyed by the same version:
+FTS5 scores every row an OR query matches (~230 ms at 100k chunks), the index ~2-5 ms. Its scores
+equal FTS5's bm25() when the scope is the whole table; otherwise they use the scope's own row count,
+lengths and document frequencies where FTS5 uses the whole table's (a scope's ranking then depends
+only on its own documents, not on what other scopes hold).
 """
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
+
+from bot.store.db import connect
+from knowledge.bm25 import Bm25Index
 
 MIGRATIONS = [
     (
@@ -69,6 +79,12 @@ MIGRATIONS = [
 # Scopes with at least this many chunks are scanned from an in-memory matrix (10k rows: ~0.6 ms
 # numpy vs ~7-11 ms vec0); smaller ones use the vec0 partition directly and cost no memory.
 KNN_MATRIX_MIN_ROWS = 5_000
+# Scopes with at least this many chunks are BM25-scored from an in-memory index (knowledge/bm25.py):
+# FTS5 scores every row an OR query matches, ~25 ms at 10k rows and ~230 ms at 100k for a SciFact
+# claim, the index ~1-3 ms. Smaller scopes query FTS5 directly and cost no memory.
+BM25_INDEX_MIN_ROWS = 5_000
+# knowledge_fts's tokenizer (the migration spells it out too); query words are tokenized with it.
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 
 @dataclass(frozen=True)
@@ -334,17 +350,42 @@ class KnowledgeMixin:
     def knowledge_bm25(
         self, match: str, *, scopes: list[str], limit: int, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     ) -> list[tuple[int, float]]:
-        """(chunk id, bm25 score; higher is better) for an FTS5 MATCH expression, filtered by scope in SQL."""
+        """(chunk id, bm25 score; higher is better) for an FTS5 MATCH expression, filtered by scope.
+
+        A large scope (>= BM25_INDEX_MIN_ROWS rows) is scored from its in-memory index when `match` is
+        an OR of quoted single-term phrases (what knowledge.search.fts_query builds); other scopes, and
+        any other expression, go to FTS5 with the scope tested in the same SELECT.
+        """
         if not scopes or not match:
             return []
+        words = _or_phrases(match)
+        unique = list(dict.fromkeys(scopes))
+        indexes: dict[str, Bm25Index] = {}
+        if words is not None:
+            for scope in unique:
+                index = self._scope_bm25(scope)
+                if index is not None:
+                    indexes[scope] = index
+        hits: list[tuple[int, float]] = []
         with self.lock:  # type: ignore[attr-defined]
-            rows = self.conn.execute(  # type: ignore[attr-defined]
-                "SELECT rowid, bm25(knowledge_fts, ?, ?, ?, 0.0) AS rank FROM knowledge_fts"
-                f" WHERE knowledge_fts MATCH ? AND scope IN ({_marks(scopes)}) ORDER BY rank LIMIT ?",
-                (*weights, match, *scopes, limit),
-            ).fetchall()
-        # FTS5's bm25() is negative (more negative = better); flip it so higher is better.
-        return [(r[0], -r[1]) for r in rows]
+            conn = self.conn  # type: ignore[attr-defined]
+            terms = self._fts_terms(conn, words or []) if indexes else None
+            if terms is None:  # a word FTS5 splits into a phrase: let FTS5 match it
+                indexes = {}
+            direct = [scope for scope in unique if scope not in indexes]
+            if direct:
+                rows = conn.execute(
+                    "SELECT rowid, bm25(knowledge_fts, ?, ?, ?, 0.0) AS rank FROM knowledge_fts"
+                    f" WHERE knowledge_fts MATCH ? AND scope IN ({_marks(direct)}) ORDER BY rank LIMIT ?",
+                    (*weights, match, *direct, limit),
+                ).fetchall()
+                # FTS5's bm25() is negative (more negative = better); flip it so higher is better.
+                hits.extend((r[0], -r[1]) for r in rows)
+        # Each index holds only its scope's rows, so the scope filter is part of the index lookup.
+        for index in indexes.values():
+            hits.extend(index.search(terms or [], weights=weights, limit=limit))
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:limit]
 
     def knowledge_knn(
         self, vector: np.ndarray, *, model: str, dim: int, scopes: list[str], k: int
@@ -444,6 +485,95 @@ class KnowledgeMixin:
         return ids, vectors
 
 
+    def _fts_terms(self, conn, words: list[str]) -> list[str] | None:
+        """Each word as the FTS5 term the knowledge_fts tokenizer makes of it (one per word, words with
+        no token dropped); None if a word splits into several tokens (a phrase needs FTS5's positions)."""
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.knowledge_query_words USING fts5("
+            f"word, tokenize = '{FTS_TOKENIZE}')"
+        )
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.knowledge_query_terms"
+            " USING fts5vocab(temp, knowledge_query_words, instance)"
+        )
+        conn.execute("DELETE FROM temp.knowledge_query_words")
+        conn.executemany("INSERT INTO temp.knowledge_query_words(rowid, word) VALUES (?, ?)",
+                         list(enumerate(words)))
+        tokens: dict[int, list[str]] = {}
+        for doc, term in conn.execute("SELECT doc, term FROM temp.knowledge_query_terms"):
+            tokens.setdefault(doc, []).append(term)
+        conn.execute("DELETE FROM temp.knowledge_query_words")
+        if any(len(t) > 1 for t in tokens.values()):
+            return None
+        return [tokens[i][0] for i in range(len(words)) if i in tokens]
+
+    def _scope_bm25(self, scope: str) -> Bm25Index | None:
+        """The scope's in-memory BM25 index when the scope is large, else None (use FTS5).
+
+        The index is rebuilt when the scope's version moves (~5 s at 100k chunks). The build reads
+        through its own connection (one WAL snapshot), so it does not hold the store lock; a search
+        arriving while another builds uses FTS5 rather than wait.
+        """
+        cache = self.__dict__.setdefault("_knowledge_bm25", {})
+        building = self.__dict__.setdefault("_knowledge_bm25_building", threading.Lock())
+        with self.lock:  # type: ignore[attr-defined]
+            conn = self.conn  # type: ignore[attr-defined]
+            row = conn.execute("SELECT version FROM knowledge_scope_versions WHERE scope = ?", (scope,)).fetchone()
+            version = row[0] if row else 0
+            cached = cache.get(scope)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            count = conn.execute("SELECT count(*) FROM knowledge_chunks WHERE scope = ?", (scope,)).fetchone()[0]
+            if count < BM25_INDEX_MIN_ROWS:
+                # Remember "small" for this version so the next search skips the count.
+                cache[scope] = (version, None)
+                return None
+        if not building.acquire(blocking=False):
+            return None
+        try:
+            path = str(self.path)  # type: ignore[attr-defined]
+            if path == ":memory:":  # no second connection can see it: build under the lock
+                with self.lock:  # type: ignore[attr-defined]
+                    version, index = _build_bm25(self.conn, scope)  # type: ignore[attr-defined]
+            else:
+                private = connect(path)
+                try:
+                    version, index = _build_bm25(private, scope)
+                finally:
+                    private.close()
+            with self.lock:  # type: ignore[attr-defined]
+                cache[scope] = (version, index)
+            return index
+        finally:
+            building.release()
+
+
+def _build_bm25(conn, scope: str) -> tuple[int, Bm25Index]:
+    """(scope version, index) read in one transaction, so the index is exactly that version's rows."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.knowledge_fts_instances USING fts5vocab(main, knowledge_fts, instance)"
+    )
+    conn.execute("BEGIN")
+    try:
+        row = conn.execute("SELECT version FROM knowledge_scope_versions WHERE scope = ?", (scope,)).fetchone()
+        version = row[0] if row else 0
+        # FTS5's own scope column: the rows its query would filter to.
+        ids = np.array([r[0] for r in conn.execute(
+            "SELECT rowid FROM knowledge_fts WHERE scope = ? ORDER BY rowid", (scope,))], dtype=np.int64)
+        # One row per term (fts5vocab yields instances in term order, so no sort), its occurrences
+        # packed as "rowid*4+column,…" and parsed in C below: a Python tuple per token occurrence would
+        # take ~10 s at 100k chunks.
+        rows = conn.execute(
+            "SELECT term, group_concat(doc * 4 + CASE col WHEN 'title' THEN 0 WHEN 'section' THEN 1 ELSE 2 END)"
+            " FROM temp.knowledge_fts_instances GROUP BY term"
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    counts = np.array([packed.count(",") + 1 for _, packed in rows], dtype=np.int64)
+    codes = np.fromstring(",".join(packed for _, packed in rows), dtype=np.int64, sep=",") if rows else \
+        np.zeros(0, dtype=np.int64)
+    return version, Bm25Index.build(ids, [term for term, _ in rows], counts, codes)
+
 def _top_k(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int) -> list[tuple[int, float]]:
     if len(ids) == 0:
         return []
@@ -459,6 +589,14 @@ def _blob(vector: np.ndarray, dim: int) -> bytes:
     if array.shape != (dim,):
         raise ValueError(f"expected a vector of {dim} floats, got shape {array.shape}")
     return array.tobytes()
+
+
+def _or_phrases(match: str) -> list[str] | None:
+    """The words of a `"w1" OR "w2" …` expression, or None for any other FTS5 syntax."""
+    parts = match.split(" OR ")
+    if all(len(p) >= 2 and p[0] == p[-1] == '"' and '"' not in p[1:-1] for p in parts):
+        return [p[1:-1] for p in parts]
+    return None
 
 
 def _marks(values: list) -> str:
