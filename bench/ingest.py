@@ -1,7 +1,9 @@
 """Ingestion throughput (chunks/s) and peak memory while ingesting a generated 50 MB text file,
-streamed through the real ingest_path (parse → chunk → spill → embed → one transaction).
+streamed through the real ingest_path (parse → chunk → spill → embed → batched write), and how long
+the write holds the store lock: the longest write batch, and the longest a concurrent claim_event
+(what the event loop does for every Slack event) waited while the file was written.
 
-    .venv/bin/python bench/ingest.py [--mb 50] [--sample 256]
+    .venv/bin/python bench/ingest.py [--mb 50] [--sample 256] [--no-model]
 
 Embedding 50 MB (~75k chunks) with the local model takes hours on two cores, so the full file runs
 with a fast hashing stand-in embedder (measuring everything except the model), and the local model's
@@ -15,6 +17,7 @@ import re
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--sample", type=int, default=256, help="chunks embedded with the local model")
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
+    parser.add_argument("--no-model", action="store_true", help="skip the local model's sample")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,13 +91,47 @@ def main() -> None:
         stages: dict[str, float] = {}
         started = time.perf_counter()
 
+        writing = threading.Event()
+        finished = threading.Event()
+
         def progress(p: Progress) -> None:
             if p.stage == "indexing" and p.done == 0:
                 stages["chunked"] = time.perf_counter() - started
             if p.stage == "indexing" and p.done == p.total:
                 stages["embedded"] = time.perf_counter() - started
+                writing.set()
 
-        result = ingest_path(store, HashEmbedder(), source, scope="workspace", progress=progress)
+        # Each write batch is one transaction under the store lock: time them.
+        holds: list[float] = []
+        write_batch = store._write_batch
+
+        def timed_batch(*args) -> int:
+            t = time.perf_counter()
+            written = write_batch(*args)
+            holds.append(time.perf_counter() - t)
+            return written
+
+        store._write_batch = timed_batch  # type: ignore[method-assign]
+        waits: list[float] = []
+
+        def event_loop_stand_in() -> None:
+            writing.wait()
+            n = 0
+            while not finished.is_set():
+                t = time.perf_counter()
+                store.claim_event(f"bench-{n}")
+                waits.append(time.perf_counter() - t)
+                n += 1
+                time.sleep(0.005)
+
+        prober = threading.Thread(target=event_loop_stand_in)
+        prober.start()
+        try:
+            result = ingest_path(store, HashEmbedder(), source, scope="workspace", progress=progress)
+        finally:
+            finished.set()
+            writing.set()
+            prober.join()
         total_s = time.perf_counter() - started
         peak = peak_rss_mb()
         rows = store.knowledge_total_rows()
@@ -104,11 +142,17 @@ def main() -> None:
         embed_s = stages["embedded"] - stages["chunked"]
         write_s = total_s - stages["embedded"]
         print(f"  embed (hash stand-in)       {embed_s:7.1f} s   {result.chunks / embed_s:8,.0f} chunks/s")
-        print(f"  write (one transaction)     {write_s:7.1f} s   {result.chunks / write_s:8,.0f} chunks/s")
+        print(f"  write (batched)             {write_s:7.1f} s   {result.chunks / write_s:8,.0f} chunks/s")
+        print(f"  lock held per write batch   longest {max(holds) * 1000:.0f} ms, median "
+              f"{sorted(holds)[len(holds) // 2] * 1000:.0f} ms over {len(holds)} batches")
+        print(f"  concurrent claim_event      {len(waits)} calls during the write, longest wait "
+              f"{max(waits, default=0) * 1000:.0f} ms")
         print(f"  whole pipeline              {total_s:7.1f} s   {result.chunks / total_s:8,.0f} chunks/s")
         print(f"  peak RSS {peak:.0f} MB (process baseline {baseline:.0f} MB): growth {peak - baseline:.0f} MB = "
               f"{(peak - baseline) / size_mb:.2f}x the file size (reading it whole as str would hold >= 1x)")
         store.close()
+        if args.no_model:
+            return
 
         from knowledge.chunk import embedding_text
         from knowledge.embed import LocalEmbedder

@@ -1,7 +1,9 @@
-"""Ingestion: parse → chunk → embed (in batches, spilled to a temp file) → one write transaction.
+"""Ingestion: parse → chunk → embed (in batches, spilled to a temp file) → batched write.
 
-Embedding happens before anything is written, so a failure at any point leaves no rows; the chunks
-and their vectors wait in a temporary spill file, so a 50 MB text file never sits in memory whole.
+Embedding happens before anything is written; the chunks and their vectors wait in a temporary spill
+file, so a 50 MB text file never sits in memory whole. The store then writes the document in short
+transactions while it is invisible 'pending' and publishes it in one short last one, so the bot's
+other store calls never wait behind a large upload, and a failure at any point leaves no rows.
 All functions here block: call them in a worker thread (the *_async wrappers do).
 """
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,230 @@ def test_ingest_path_reads_pdf_pages(store: Store, tmp_path: Path) -> None:
     result = ingest_path(store, HashEmbedder(), path, scope="workspace")
     hits = search(store, HashEmbedder(), "reimbursed", scopes=["workspace"], k=1, mode="bm25")
     assert result.kind == "pdf" and hits[0].page == 2 and hits[0].location == "p. 2"
+
+
+# --- batched writes: a large upload never holds the store for long ----------------------------------
+
+def new_chunks(embedder, texts: list[str], *, on_chunk=None):
+    """(NewChunk, vector) pairs as ingest streams them; on_chunk(i) runs before chunk i is yielded
+    (outside the store lock, between write batches), to look at the store mid-write."""
+    vectors = embedder.embed(texts)
+    for i, text in enumerate(texts):
+        if on_chunk is not None:
+            on_chunk(i)
+        yield store_knowledge.NewChunk(ordinal=i, text=text), vectors[i]
+
+
+@pytest.fixture
+def whole_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write transaction takes a full WRITE_BATCH, whatever the time: batch ends fall on known chunks."""
+    monkeypatch.setattr(store_knowledge, "WRITE_BATCH_SECONDS", 1e9)
+
+
+def add_chunks(store: Store, embedder, texts: list[str], *, scope: str = "workspace", sha256: str = "s1",
+               title: str = "big.txt", on_chunk=None) -> tuple[int, list[int]]:
+    return store.knowledge_add_document(
+        scope=scope, title=title, mimetype=None, kind="text", sha256=sha256, size_bytes=1, uploaded_by="U0",
+        slack_file_id=None, permalink=None, embedding_model=embedder.model, embedding_dim=embedder.dim,
+        chunks=new_chunks(embedder, texts, on_chunk=on_chunk),
+    )
+
+
+def test_large_write_lets_other_store_calls_through(store: Store) -> None:
+    e = HashEmbedder()
+    texts = [f"paragraph {i} about topic{i % 50} and detail{i % 7} with filler words" for i in range(6000)]
+    waits: list[float] = []
+    writing = threading.Event()
+    done = threading.Event()
+
+    def claimer() -> None:
+        writing.wait()
+        n = 0
+        while not done.is_set():
+            t = time.perf_counter()
+            assert store.claim_event(f"evt-{n}")
+            waits.append(time.perf_counter() - t)
+            n += 1
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=claimer)
+    thread.start()
+    started = time.perf_counter()
+    try:
+        document_id, _ = add_chunks(store, e, texts, on_chunk=lambda i: i == 0 and writing.set())
+    finally:
+        write_s = time.perf_counter() - started
+        done.set()
+        thread.join()
+    assert store.knowledge_count_rows(document_id) == {"documents": 1, "chunks": 6000, "fts": 6000, "vectors": 6000}
+    # The claimer ran throughout the write, and no call waited for more than a batch or so: with one
+    # transaction every call made during the write would wait for the whole of it.
+    assert len(waits) >= 10, (len(waits), write_s)
+    assert max(waits) < write_s / 5, (max(waits), write_s)
+
+
+def test_pending_document_is_invisible_until_complete(
+    store: Store, monkeypatch: pytest.MonkeyPatch, whole_batches: None
+) -> None:
+    e = HashEmbedder()
+    ready = add(store, e, "vacation policy overview", scope="workspace", filename="policy.txt")
+    # The pending document matches the query better than the ready one, in every index.
+    texts = [f"vacation policy vacation policy zebracorn {i}" for i in range(3 * store_knowledge.WRITE_BATCH)]
+    seen: list[dict] = []
+
+    def look(i: int) -> None:
+        if i != 2 * store_knowledge.WRITE_BATCH:  # two batches are written, the third not yet
+            return
+        assert store.knowledge_total_rows()["chunks"] == 1 + 2 * store_knowledge.WRITE_BATCH
+        # Deep candidate lists past sqlite-vec's k limit come from a numpy scan: take that path too.
+        monkeypatch.setattr(store_knowledge, "VEC0_MAX_K", 50)
+        found = {}
+        for path in ("sql", "memory"):
+            if path == "memory":  # rebuild the in-memory caches now, pending rows and all
+                monkeypatch.setattr(store_knowledge, "KNN_MATRIX_MIN_ROWS", 10)
+                monkeypatch.setattr(store_knowledge, "BM25_INDEX_MIN_ROWS", 10)
+                store.__dict__.pop("_knowledge_matrices", None)
+                store.__dict__.pop("_knowledge_bm25", None)
+            for mode in ("bm25", "vector", "hybrid"):
+                hits = search(store, e, "vacation policy zebracorn", scopes=["workspace"], k=3, mode=mode)
+                found[(path, mode)] = [h.document_id for h in hits]
+            found[(path, "knn")] = store.knowledge_knn(e.embed(["vacation policy zebracorn"])[0], model=e.model,
+                                                       dim=e.dim, scopes=["workspace"], k=3)
+            found[(path, "fts")] = store.knowledge_bm25(fts_query("zebracorn policy"), scopes=["workspace"], limit=3)
+        assert _bm25_index_used(store, "workspace")
+        found["listed"] = [d.id for d in list_documents(store, None)]
+        found["pending"] = store.knowledge_document(ready.document_id + 1)
+        seen.append(found)
+
+    document_id, replaced = add_chunks(store, e, texts, on_chunk=look)
+    assert len(seen) == 1 and replaced == []
+    found = seen[0]
+    ready_chunk = store.knowledge_document_chunks(ready.document_id)[0].id
+    for path in ("sql", "memory"):
+        for mode in ("bm25", "vector", "hybrid"):
+            assert found[(path, mode)] == [ready.document_id], (path, mode)
+        assert [c for c, _ in found[(path, "knn")]] == [ready_chunk], path
+        assert [c for c, _ in found[(path, "fts")]] == [ready_chunk], path
+    assert found["listed"] == [ready.document_id] and found["pending"] is None
+    # Complete: the new document is listed and outranks the old one everywhere.
+    assert document_id == ready.document_id + 1
+    assert [d.id for d in list_documents(store, None)] == [document_id, ready.document_id]
+    for mode in ("bm25", "vector", "hybrid"):
+        hits = search(store, e, "vacation policy zebracorn", scopes=["workspace"], k=3, mode=mode)
+        assert [h.document_id for h in hits] == [document_id] * 3, mode
+
+
+def test_failure_mid_batched_write_leaves_nothing(store: Store, whole_batches: None) -> None:
+    e = HashEmbedder()
+    old = add(store, e, "the original handbook text", scope="workspace", filename="handbook.txt")
+    before = store.knowledge_total_rows()
+
+    def explode(i: int) -> None:
+        if i == 2 * store_knowledge.WRITE_BATCH + 7:
+            # Two batches are committed by now: they must be purged, not left behind.
+            assert store.knowledge_total_rows()["chunks"] == before["chunks"] + 2 * store_knowledge.WRITE_BATCH
+            raise RuntimeError("disk went away")
+
+    texts = [f"handbook revision line {i}" for i in range(5 * store_knowledge.WRITE_BATCH)]
+    with pytest.raises(RuntimeError, match="disk went away"):
+        # The same sha256 as the existing document: a failed re-share must not touch it.
+        add_chunks(store, e, texts, sha256=old.sha256, on_chunk=explode)
+    assert store.knowledge_total_rows() == before
+    assert [d.id for d in list_documents(store, None)] == [old.document_id]
+    hits = search(store, e, "original handbook", scopes=["workspace"], k=3, mode="hybrid")
+    assert [h.document_id for h in hits] == [old.document_id]
+
+
+CRASH_SCRIPT = """
+import os, sys
+import numpy as np
+from bot.store import Store
+import bot.store.knowledge as store_knowledge
+from bot.store.knowledge import NewChunk, WRITE_BATCH
+
+store_knowledge.WRITE_BATCH_SECONDS = 1e9  # whole batches: the crash falls after exactly three
+
+def chunks():
+    for i in range(10 * WRITE_BATCH):
+        if i == 3 * WRITE_BATCH:
+            os._exit(9)  # the process dies between two write batches
+        yield NewChunk(ordinal=i, text=f"crash text {i}"), np.full(64, 0.125, dtype=np.float32)
+
+Store(sys.argv[1]).knowledge_add_document(
+    scope="workspace", title="crash.txt", mimetype=None, kind="text", sha256="c", size_bytes=1, uploaded_by="U0",
+    slack_file_id=None, permalink=None, embedding_model="hash-a", embedding_dim=64, chunks=chunks())
+"""
+
+
+def test_crashed_write_is_swept_at_next_open(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import subprocess
+    import sys
+
+    from bot.store.db import connect
+
+    path = tmp_path / "crash.db"
+    first = Store(path)
+    kept = add(first, HashEmbedder(), "a document that stays", scope="workspace", filename="stays.txt")
+    before = first.knowledge_total_rows()
+    first.close()
+    run = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(path)], check=False, cwd=Path(__file__).parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 9, run.stderr
+    raw = connect(path)
+    try:
+        left = raw.execute("SELECT count(*) FROM knowledge_chunks").fetchone()[0]
+        status = raw.execute("SELECT status FROM knowledge_documents WHERE id != ?", (kept.document_id,)).fetchall()
+    finally:
+        raw.close()
+    assert left == before["chunks"] + 3 * store_knowledge.WRITE_BATCH and status == [("pending",)]
+    with caplog.at_level("WARNING", logger="bot.store.knowledge"):
+        again = Store(path)
+        try:
+            assert [d.id for d in list_documents(again, None)] == [kept.document_id]
+            assert again.knowledge_total_rows() == before
+        finally:
+            again.close()
+    assert "removed 1 half-written knowledge document" in caplog.text
+
+
+def test_open_during_a_live_write_does_not_sweep_it(store: Store, whole_batches: None) -> None:
+    e = HashEmbedder()
+    swept: list[int] = []
+
+    def open_another(i: int) -> None:
+        if i == store_knowledge.WRITE_BATCH + 1:
+            other = Store(store.path)
+            try:
+                swept.append(other.knowledge_sweep())
+                assert other.knowledge_total_rows()["chunks"] == store_knowledge.WRITE_BATCH
+            finally:
+                other.close()
+
+    document_id, _ = add_chunks(store, e, [f"live text {i}" for i in range(500)], on_chunk=open_another)
+    assert swept == [0]
+    assert store.knowledge_count_rows(document_id)["chunks"] == 500
+
+
+def test_re_share_replaces_only_when_complete(store: Store, whole_batches: None) -> None:
+    e = HashEmbedder()
+    texts = [f"release notes line {i} mentions rollout" for i in range(3 * store_knowledge.WRITE_BATCH)]
+    old_id, _ = add_chunks(store, e, texts, sha256="same", title="notes-v1.txt")
+    old_rows = store.knowledge_count_rows(old_id)
+    seen: list[tuple] = []
+
+    def look(i: int) -> None:
+        if i == 2 * store_knowledge.WRITE_BATCH:
+            hits = search(store, e, "release notes rollout", scopes=["workspace"], k=5, mode="hybrid")
+            seen.append(([d.id for d in list_documents(store, None)], {h.document_id for h in hits}, len(hits),
+                         store.knowledge_count_rows(old_id)))
+
+    new_id, replaced = add_chunks(store, e, texts, sha256="same", title="notes-v2.txt", on_chunk=look)
+    # Mid-write, only the old copy is listed and searched, all of it; afterwards only the new one.
+    assert seen == [([old_id], {old_id}, 5, old_rows)]
+    assert replaced == [old_id] and new_id != old_id
+    assert [(d.id, d.title, d.sha256) for d in list_documents(store, None)] == [(new_id, "notes-v2.txt", "same")]
+    assert store.knowledge_count_rows(old_id) == EMPTY
+    assert store.knowledge_total_rows() == {"documents": 1, "chunks": len(texts), "fts": len(texts),
+                                            "vectors": len(texts)}
+    hits = search(store, e, "release notes rollout", scopes=["workspace"], k=5, mode="hybrid")
+    assert {h.document_id for h in hits} == {new_id} and len(hits) == 5

@@ -12,19 +12,30 @@ FTS5 scores every row an OR query matches (~230 ms at 100k chunks), the index ~2
 equal FTS5's bm25() when the scope is the whole table; otherwise they use the scope's own row count,
 lengths and document frequencies where FTS5 uses the whole table's (a scope's ranking then depends
 only on its own documents, not on what other scopes hold).
+A document is written in short transactions (WRITE_BATCH chunks each) so the store lock is never held
+for long: it is inserted as 'pending', its rows are added batch by batch, and one short transaction
+makes it 'ready' (retiring a replaced copy). Documents not 'ready' are invisible: listing and chunk
+lookups skip them, and a search over a scope holding any drops their chunks from its candidates
+before taking the top k. Their rows are purged in batches too; a crashed writer's are swept the
+next time a Store touches the knowledge base.
 """
 from __future__ import annotations
 
+import logging
+import os
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from bot.store.db import connect
 from knowledge.bm25 import Bm25Index
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = [
     (
@@ -74,7 +85,30 @@ MIGRATIONS = [
         );
         """,
     ),
+    (
+        "knowledge_002_status",
+        """
+        -- 'pending' while its rows are being written, 'deleting' while they are purged; only 'ready'
+        -- documents are listed or searched. writer_pid tells a crashed writer's rows from a live one's.
+        ALTER TABLE knowledge_documents ADD COLUMN status TEXT NOT NULL DEFAULT 'ready';
+        ALTER TABLE knowledge_documents ADD COLUMN writer_pid INTEGER;
+        CREATE INDEX knowledge_documents_unready ON knowledge_documents(scope) WHERE status != 'ready';
+        """,
+    ),
 ]
+
+# A write transaction takes at most WRITE_BATCH chunks and stops inserting once it has run for
+# WRITE_BATCH_SECONDS: a chunk costs ~0.1-0.4 ms (FTS5 tokens, a 384-float vector) and the COMMIT about
+# as much again (FTS5 flushes its buffered terms then), so the store lock is held for a few tens of ms
+# at a time and the event loop's own store calls slip in between batches.
+# Purges delete WRITE_BATCH chunks per transaction (a delete costs about what an insert does).
+WRITE_BATCH = 200
+WRITE_BATCH_SECONDS = 0.012
+# sqlite-vec refuses a KNN `k` above this; deeper candidate lists come from an exact numpy scan.
+VEC0_MAX_K = 4096
+# Documents this process is writing right now, as (database path, id): the start-up sweep of a
+# second Store in the same process must not take them for a crashed writer's leftovers.
+_IN_FLIGHT: set[tuple[str, int]] = set()
 
 # Scopes with at least this many chunks are scanned from an in-memory matrix (10k rows: ~0.6 ms
 # numpy vs ~7-11 ms vec0); smaller ones use the vec0 partition directly and cost no memory.
@@ -156,57 +190,109 @@ class KnowledgeMixin:
         embedding_model: str,
         embedding_dim: int,
         chunks: Iterable[tuple[NewChunk, np.ndarray]],
+        batch_size: int | None = None,
     ) -> tuple[int, list[int]]:
-        """Store a document and all its chunks in one transaction; returns (new id, replaced ids).
+        """Store a document and all its chunks; returns (new id, replaced ids).
 
-        A document with the same sha256 in the same scope is replaced, not duplicated. `chunks` may be
-        a generator (read from a spill file), so a large document never sits in memory whole.
+        The rows go in batches of `batch_size` (WRITE_BATCH) chunks, each its own short transaction,
+        while the document is 'pending' and invisible; one last short transaction makes it 'ready' and
+        retires a document with the same sha256 in the same scope (replaced, not duplicated), which
+        stays searchable until then. Any failure purges what was written. `chunks` may be a
+        generator (read from a spill file), so a large document never sits in memory whole; it is
+        consumed outside the store lock.
         """
+        self._knowledge_open()
+        size = batch_size or WRITE_BATCH
         with self.transaction() as conn:  # type: ignore[attr-defined]
             table = self._vec_table(conn, embedding_model, embedding_dim)
-            replaced = [r[0] for r in conn.execute(
-                "SELECT id FROM knowledge_documents WHERE scope = ? AND sha256 = ?", (scope, sha256))]
-            for old in replaced:
-                self._delete_document(conn, old)
-            cur = conn.execute(
+            # A placeholder sha256 keeps UNIQUE(scope, sha256) free for the copy being replaced.
+            document_id = conn.execute(
                 "INSERT INTO knowledge_documents(scope, title, mimetype, kind, sha256, size_bytes, uploaded_by,"
-                " slack_file_id, permalink, embedding_model, embedding_dim, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (scope, title, mimetype, kind, sha256, size_bytes, uploaded_by, slack_file_id, permalink,
-                 embedding_model, embedding_dim, time.time()),
-            )
-            document_id = cur.lastrowid
+                " slack_file_id, permalink, embedding_model, embedding_dim, created_at, status, writer_pid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (scope, title, mimetype, kind, f"pending:{uuid.uuid4().hex}", size_bytes, uploaded_by,
+                 slack_file_id, permalink, embedding_model, embedding_dim, time.time(), os.getpid()),
+            ).lastrowid
+        key = (_db_key(self.path), document_id)  # type: ignore[attr-defined]
+        _IN_FLIGHT.add(key)
+        try:
             count = 0
-            for chunk, vector in chunks:
-                chunk_id = conn.execute(
-                    "INSERT INTO knowledge_chunks(document_id, ordinal, scope, section, page, text)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (document_id, chunk.ordinal, scope, chunk.section, chunk.page, chunk.text),
-                ).lastrowid
+            source = iter(chunks)
+            rows: list[tuple[NewChunk, bytes]] = []
+            exhausted = False
+            while True:
+                # Read (and check) the next chunks outside the lock; a short batch leaves the rest here.
+                while not exhausted and len(rows) < size:
+                    item = next(source, None)
+                    if item is None:
+                        exhausted = True
+                    else:
+                        rows.append((item[0], _blob(item[1], embedding_dim)))
+                if not rows:
+                    break
+                written = self._write_batch(document_id, table, scope, title, rows)
+                count += written
+                del rows[:written]
+                time.sleep(0)  # let a thread waiting on the store lock take it before the next batch
+            with self.transaction() as conn:  # type: ignore[attr-defined]
+                replaced = [r[0] for r in conn.execute(
+                    "SELECT id FROM knowledge_documents WHERE scope = ? AND sha256 = ? AND status = 'ready'",
+                    (scope, sha256))]
+                for old in replaced:
+                    self._retire(conn, old)
                 conn.execute(
-                    "INSERT INTO knowledge_fts(rowid, title, section, text, scope) VALUES (?, ?, ?, ?, ?)",
-                    (chunk_id, title, chunk.section or "", chunk.text, scope),
+                    "UPDATE knowledge_documents SET status = 'ready', sha256 = ?, chunk_count = ?, writer_pid = NULL"
+                    " WHERE id = ?", (sha256, count, document_id),
                 )
-                conn.execute(
-                    f"INSERT INTO {table}(chunk_id, scope, embedding) VALUES (?, ?, ?)",
-                    (chunk_id, scope, _blob(vector, embedding_dim)),
-                )
-                count += 1
-            conn.execute("UPDATE knowledge_documents SET chunk_count = ? WHERE id = ?", (count, document_id))
-            self._bump(conn, scope)
+                self._bump(conn, scope)
+        except BaseException:
+            try:
+                self._purge(document_id)
+            except Exception:  # the sweep at the next start-up removes what is left
+                log.exception("could not purge half-written knowledge document %s", document_id)
+            raise
+        finally:
+            _IN_FLIGHT.discard(key)
+        for old in replaced:
+            self._purge(old)
         return document_id, replaced
 
+    def knowledge_sweep(self) -> int:
+        """Purge documents a crashed writer left 'pending' (or a purge left 'deleting'); returns how many.
+
+        Runs once per Store on its first knowledge call; a document another live process (or this one)
+        is still writing is left alone.
+        """
+        self.__dict__["_knowledge_swept"] = True
+        with self.lock:  # type: ignore[attr-defined]
+            rows = self.conn.execute(  # type: ignore[attr-defined]
+                "SELECT id, status, writer_pid FROM knowledge_documents WHERE status != 'ready'").fetchall()
+        db = _db_key(self.path)  # type: ignore[attr-defined]
+        stale = [doc for doc, status, pid in rows if status != "pending" or not _writer_alive(db, doc, pid)]
+        for doc in stale:
+            self._purge(doc)
+        if stale:
+            log.warning("removed %d half-written knowledge document(s) left by an interrupted upload", len(stale))
+        return len(stale)
+
     def knowledge_delete_document(self, document_id: int) -> bool:
-        """Remove a document from every index (documents, chunks, FTS, vectors); False if absent."""
+        """Remove a document from every index (documents, chunks, FTS, vectors); False if absent.
+
+        One short transaction hides it from every search; its rows then go in short batches.
+        """
+        self._knowledge_open()
         with self.transaction() as conn:  # type: ignore[attr-defined]
-            return self._delete_document(conn, document_id)
+            if not self._retire(conn, document_id):
+                return False
+        self._purge(document_id)
+        return True
 
     def knowledge_set_scope(self, document_id: int, scope: str) -> bool:
         """Move a document to another scope (e.g. an admin making it workspace-wide)."""
         with self.transaction() as conn:  # type: ignore[attr-defined]
             row = conn.execute(
-                "SELECT scope, sha256, embedding_model, embedding_dim FROM knowledge_documents WHERE id = ?",
-                (document_id,),
+                "SELECT scope, sha256, embedding_model, embedding_dim FROM knowledge_documents"
+                " WHERE id = ? AND status = 'ready'", (document_id,),
             ).fetchone()
             if row is None:
                 return False
@@ -215,7 +301,8 @@ class KnowledgeMixin:
                 return True
             # The same content already in the target scope: keep one copy.
             for (dup,) in conn.execute(
-                "SELECT id FROM knowledge_documents WHERE scope = ? AND sha256 = ?", (scope, sha256)
+                "SELECT id FROM knowledge_documents WHERE scope = ? AND sha256 = ? AND status = 'ready'",
+                (scope, sha256),
             ).fetchall():
                 self._delete_document(conn, dup)
             conn.execute("UPDATE knowledge_documents SET scope = ? WHERE id = ?", (scope, document_id))
@@ -264,18 +351,21 @@ class KnowledgeMixin:
     # --- reads ----------------------------------------------------------------------------
 
     def knowledge_document(self, document_id: int) -> KnowledgeDocument | None:
+        """A ready document (None while it is still being written, or gone)."""
+        self._knowledge_open()
         with self.lock:  # type: ignore[attr-defined]
             row = self.conn.execute(  # type: ignore[attr-defined]
-                f"SELECT {_DOC_COLUMNS} FROM knowledge_documents WHERE id = ?", (document_id,)
+                f"SELECT {_DOC_COLUMNS} FROM knowledge_documents WHERE id = ? AND status = 'ready'", (document_id,)
             ).fetchone()
         return KnowledgeDocument(*row) if row else None
 
     def knowledge_documents(self, scopes: list[str] | None = None) -> list[KnowledgeDocument]:
         """Documents in these scopes (all when None), newest first."""
-        sql = f"SELECT {_DOC_COLUMNS} FROM knowledge_documents"
+        self._knowledge_open()
+        sql = f"SELECT {_DOC_COLUMNS} FROM knowledge_documents WHERE status = 'ready'"
         params: list[object] = []
         if scopes is not None:
-            sql += f" WHERE scope IN ({_marks(scopes)})"
+            sql += f" AND scope IN ({_marks(scopes)})"
             params = list(scopes)
         with self.lock:  # type: ignore[attr-defined]
             rows = self.conn.execute(sql + " ORDER BY id DESC", params).fetchall()  # type: ignore[attr-defined]
@@ -286,23 +376,23 @@ class KnowledgeMixin:
         with self.lock:  # type: ignore[attr-defined]
             return [tuple(r) for r in self.conn.execute(  # type: ignore[attr-defined]
                 "SELECT embedding_model, embedding_dim, count(*) FROM knowledge_documents"
-                " GROUP BY embedding_model, embedding_dim")]
+                " WHERE status = 'ready' GROUP BY embedding_model, embedding_dim")]
 
     def knowledge_document_ids_outside(self, model: str, dim: int) -> list[int]:
         with self.lock:  # type: ignore[attr-defined]
             return [r[0] for r in self.conn.execute(  # type: ignore[attr-defined]
                 "SELECT id FROM knowledge_documents WHERE NOT (embedding_model = ? AND embedding_dim = ?)"
-                " ORDER BY id", (model, dim))]
+                " AND status = 'ready' ORDER BY id", (model, dim))]
 
     def knowledge_chunks(self, chunk_ids: list[int]) -> dict[int, StoredChunk]:
-        """Chunks with their document's title, scope and permalink, keyed by chunk id."""
+        """Chunks of ready documents with their document's title, scope and permalink, keyed by chunk id."""
         if not chunk_ids:
             return {}
         with self.lock:  # type: ignore[attr-defined]
             rows = self.conn.execute(  # type: ignore[attr-defined]
                 "SELECT c.id, c.document_id, c.ordinal, c.section, c.page, c.text, d.title, d.scope, d.permalink"
                 " FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id"
-                f" WHERE c.id IN ({_marks(chunk_ids)})", chunk_ids,
+                f" WHERE c.id IN ({_marks(chunk_ids)}) AND d.status = 'ready'", chunk_ids,
             ).fetchall()
         return {r[0]: StoredChunk(*r) for r in rows}
 
@@ -335,6 +425,7 @@ class KnowledgeMixin:
 
     def knowledge_total_rows(self) -> dict[str, int]:
         """Row counts across the whole knowledge base (for checks that nothing was half-stored)."""
+        self._knowledge_open()
         with self.lock:  # type: ignore[attr-defined]
             conn = self.conn  # type: ignore[attr-defined]
             counts = {
@@ -358,6 +449,7 @@ class KnowledgeMixin:
         """
         if not scopes or not match:
             return []
+        self._knowledge_open()
         words = _or_phrases(match)
         unique = list(dict.fromkeys(scopes))
         indexes: dict[str, Bm25Index] = {}
@@ -369,21 +461,33 @@ class KnowledgeMixin:
         hits: list[tuple[int, float]] = []
         with self.lock:  # type: ignore[attr-defined]
             conn = self.conn  # type: ignore[attr-defined]
+            unready = self._unready_scopes(conn, unique)
             terms = self._fts_terms(conn, words or []) if indexes else None
             if terms is None:  # a word FTS5 splits into a phrase: let FTS5 match it
                 indexes = {}
             direct = [scope for scope in unique if scope not in indexes]
             if direct:
-                rows = conn.execute(
-                    "SELECT rowid, bm25(knowledge_fts, ?, ?, ?, 0.0) AS rank FROM knowledge_fts"
-                    f" WHERE knowledge_fts MATCH ? AND scope IN ({_marks(direct)}) ORDER BY rank LIMIT ?",
-                    (*weights, match, *direct, limit),
-                ).fetchall()
-                # FTS5's bm25() is negative (more negative = better); flip it so higher is better.
-                hits.extend((r[0], -r[1]) for r in rows)
+                def from_fts5(n: int) -> list[tuple[int, float]]:
+                    rows = conn.execute(
+                        "SELECT rowid, bm25(knowledge_fts, ?, ?, ?, 0.0) AS rank FROM knowledge_fts"
+                        f" WHERE knowledge_fts MATCH ? AND scope IN ({_marks(direct)}) ORDER BY rank LIMIT ?",
+                        (*weights, match, *direct, n),
+                    ).fetchall()
+                    # FTS5's bm25() is negative (more negative = better); flip it so higher is better.
+                    return [(r[0], -r[1]) for r in rows]
+
+                hits.extend(self._ready_top(conn, from_fts5, limit) if unready.intersection(direct)
+                            else from_fts5(limit))
         # Each index holds only its scope's rows, so the scope filter is part of the index lookup.
-        for index in indexes.values():
-            hits.extend(index.search(terms or [], weights=weights, limit=limit))
+        for scope, index in indexes.items():
+            def from_index(n: int, index: Bm25Index = index) -> list[tuple[int, float]]:
+                return index.search(terms or [], weights=weights, limit=n)
+
+            if scope in unready:
+                with self.lock:  # type: ignore[attr-defined]
+                    hits.extend(self._ready_top(self.conn, from_index, limit))  # type: ignore[attr-defined]
+            else:
+                hits.extend(from_index(limit))
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:limit]
 
@@ -391,6 +495,7 @@ class KnowledgeMixin:
         self, vector: np.ndarray, *, model: str, dim: int, scopes: list[str], k: int
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the k nearest chunks over these scopes, exact, best first."""
+        self._knowledge_open()
         with self.lock:  # type: ignore[attr-defined]
             conn = self.conn  # type: ignore[attr-defined]
             row = conn.execute(
@@ -400,24 +505,121 @@ class KnowledgeMixin:
                 return []
             table = row[0]
             query = _blob(vector, dim)
+            dense = np.asarray(vector, dtype=np.float32)
             hits: list[tuple[int, float]] = []
-            for scope in dict.fromkeys(scopes):
+            unique = list(dict.fromkeys(scopes))
+            unready = self._unready_scopes(conn, unique)
+            for scope in unique:
                 matrix = self._scope_matrix(conn, table, scope)
-                if matrix is not None:
-                    ids, vectors = matrix
-                    hits.extend(_top_k(ids, vectors, np.asarray(vector, dtype=np.float32), k))
-                    continue
-                # The partition key keeps this KNN inside one scope's rows.
-                hits.extend(
-                    (r[0], 1.0 - r[1]) for r in conn.execute(
+
+                def nearest(n: int, matrix=matrix, scope: str = scope) -> list[tuple[int, float]]:
+                    if matrix is None and n > VEC0_MAX_K:
+                        matrix = _load_vectors(conn, table, scope)
+                    if matrix is not None:
+                        return _top_k(*matrix, dense, n)
+                    # The partition key keeps this KNN inside one scope's rows.
+                    return [(r[0], 1.0 - r[1]) for r in conn.execute(
                         f"SELECT chunk_id, distance FROM {table} WHERE embedding MATCH ? AND k = ? AND scope = ?",
-                        (query, k, scope),
-                    )
-                )
+                        (query, n, scope),
+                    )]
+
+                hits.extend(self._ready_top(conn, nearest, k) if scope in unready else nearest(k))
         hits.sort(key=lambda h: -h[1])
         return hits[:k]
 
     # --- internals ------------------------------------------------------------------------
+
+    def _knowledge_open(self) -> None:
+        if not self.__dict__.get("_knowledge_swept"):
+            self.knowledge_sweep()
+
+    def _write_batch(self, document_id: int, table: str, scope: str, title: str,
+                     rows: list[tuple[NewChunk, bytes]]) -> int:
+        """Write the first of these rows in one transaction, stopping after WRITE_BATCH_SECONDS; returns
+        how many were written (at least one)."""
+        written = 0
+        with self.transaction() as conn:  # type: ignore[attr-defined]
+            deadline = time.perf_counter() + WRITE_BATCH_SECONDS  # from when the lock is ours
+            for chunk, blob in rows:
+                if written and time.perf_counter() >= deadline:
+                    break
+                written += 1
+                chunk_id = conn.execute(
+                    "INSERT INTO knowledge_chunks(document_id, ordinal, scope, section, page, text)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (document_id, chunk.ordinal, scope, chunk.section, chunk.page, chunk.text),
+                ).lastrowid
+                conn.execute(
+                    "INSERT INTO knowledge_fts(rowid, title, section, text, scope) VALUES (?, ?, ?, ?, ?)",
+                    (chunk_id, title, chunk.section or "", chunk.text, scope),
+                )
+                conn.execute(f"INSERT INTO {table}(chunk_id, scope, embedding) VALUES (?, ?, ?)",
+                             (chunk_id, scope, blob))
+        return written
+
+    def _retire(self, conn, document_id: int) -> bool:
+        """Hide a ready document from every search in the caller's transaction (its rows go in _purge)."""
+        row = conn.execute(
+            "SELECT scope FROM knowledge_documents WHERE id = ? AND status = 'ready'", (document_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        conn.execute(
+            "UPDATE knowledge_documents SET status = 'deleting', sha256 = ?, writer_pid = NULL WHERE id = ?",
+            (f"deleting:{document_id}", document_id),
+        )
+        self._bump(conn, row[0])
+        return True
+
+    def _purge(self, document_id: int) -> None:
+        """Delete a document's rows from every index, WRITE_BATCH chunks per transaction, then the
+        document itself; the scope's version moves so no cache keeps its rows."""
+        while True:
+            with self.transaction() as conn:  # type: ignore[attr-defined]
+                row = conn.execute("SELECT scope FROM knowledge_documents WHERE id = ?", (document_id,)).fetchone()
+                if row is None:
+                    return
+                ids = [r[0] for r in conn.execute(
+                    "SELECT id FROM knowledge_chunks WHERE document_id = ? LIMIT ?", (document_id, WRITE_BATCH))]
+                if not ids:
+                    conn.execute("DELETE FROM knowledge_documents WHERE id = ?", (document_id,))
+                    self._bump(conn, row[0])
+                    return
+                conn.execute(f"DELETE FROM knowledge_fts WHERE rowid IN ({_marks(ids)})", ids)
+                for (table,) in conn.execute("SELECT table_name FROM knowledge_spaces").fetchall():
+                    conn.execute(f"DELETE FROM {table} WHERE chunk_id IN ({_marks(ids)})", ids)
+                conn.execute(f"DELETE FROM knowledge_chunks WHERE id IN ({_marks(ids)})", ids)
+            time.sleep(0)  # let a waiting thread take the lock between batches
+
+    def _unready_scopes(self, conn, scopes: list[str]) -> set[str]:
+        """Those of these scopes holding a document that is not ready (being written or purged)."""
+        if not scopes:
+            return set()
+        return {r[0] for r in conn.execute(
+            f"SELECT DISTINCT scope FROM knowledge_documents WHERE status != 'ready' AND scope IN ({_marks(scopes)})",
+            scopes,
+        )}
+
+    def _ready_top(self, conn, fetch: Callable[[int], list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:
+        """The best `limit` hits of ready documents: fetch(n) ranks n candidates, which may include
+        a pending document's chunks, so ask for more until `limit` ready ones (or every candidate) are in."""
+        n = max(limit, 1) * 2
+        while True:
+            got = fetch(n)
+            ready = self._only_ready(conn, got)
+            if len(ready) >= limit or len(got) < n:
+                return ready[:limit]
+            n *= 4
+
+    def _only_ready(self, conn, hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        ids = [h[0] for h in hits]
+        keep: set[int] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            keep.update(r[0] for r in conn.execute(
+                "SELECT c.id FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id"
+                f" WHERE c.id IN ({_marks(part)}) AND d.status = 'ready'", part))
+        return [h for h in hits if h[0] in keep]
 
     def _vec_table(self, conn, model: str, dim: int) -> str:
         row = conn.execute(
@@ -477,10 +679,7 @@ class KnowledgeMixin:
             # Remember "small" for this version so the next search skips the count.
             cache[(table, scope)] = (version, None)
             return None
-        rows = conn.execute(f"SELECT chunk_id, embedding FROM {table} WHERE scope = ?", (scope,)).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        # A fresh, aligned, writable array: BLAS takes its fast path on it.
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1).copy()
+        ids, vectors = _load_vectors(conn, table, scope)
         cache[(table, scope)] = (version, (ids, vectors))
         return ids, vectors
 
@@ -573,6 +772,34 @@ def _build_bm25(conn, scope: str) -> tuple[int, Bm25Index]:
     codes = np.fromstring(",".join(packed for _, packed in rows), dtype=np.int64, sep=",") if rows else \
         np.zeros(0, dtype=np.int64)
     return version, Bm25Index.build(ids, [term for term, _ in rows], counts, codes)
+
+def _load_vectors(conn, table: str, scope: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every vector of a scope in a vec0 table, as (chunk ids, float32 matrix)."""
+    rows = conn.execute(f"SELECT chunk_id, embedding FROM {table} WHERE scope = ?", (scope,)).fetchall()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    # A fresh, aligned, writable array: BLAS takes its fast path on it.
+    vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1).copy()
+    return ids, vectors
+
+
+def _db_key(path) -> str:
+    return str(path) if str(path) == ":memory:" else os.path.realpath(path)
+
+
+def _writer_alive(db: str, document_id: int, pid: int | None) -> bool:
+    """Whether the process writing a pending document may still be at it (else it crashed)."""
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return (db, document_id) in _IN_FLIGHT
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
 
 def _top_k(ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int) -> list[tuple[int, float]]:
     if len(ids) == 0:
