@@ -1,11 +1,17 @@
 """Bolt listeners grouped by Slack surface; each module has register(app, runtime)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from slack_bolt.async_app import AsyncApp
 
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
-def register_all(app: AsyncApp, runtime: "object") -> None:
+
+def register_all(app: AsyncApp, runtime: "Runtime") -> None:
+    # Imported here: the listener modules import bot.runtime, which imports most of the bot.
     from bot.listeners import actions, assistant, events, knowledge, usage
 
     for module in (events, assistant, actions, usage, knowledge):
-        module.register(app, runtime)  # type: ignore[arg-type]
+        module.register(app, runtime)
