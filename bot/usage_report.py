@@ -57,9 +57,8 @@ class UsageReport:
     daily: list[DailyPoint]  # oldest first, every day present (zeros filled)
     by_model: list[Breakdown]
     by_surface: list[Breakdown]
+    feedback: FeedbackCounts  # 👍/👎 votes cast in the period (by this user, or by everyone)
     top_users: list[Breakdown] = field(default_factory=list)  # workspace report only
-    # None when the store has no feedback table yet; see _feedback().
-    feedback: FeedbackCounts | None = None
 
 
 def build_report(store: "Store", *, user_id: str | None, days: int = 30, now: datetime) -> UsageReport:
@@ -187,8 +186,7 @@ def render_slack(report: UsageReport, *, caller_id: str | None = None) -> str:
     if report.by_surface:
         lines.append(f"*By surface* ({window})")
         lines += [f"• {b.key}: {_calls(b.totals.calls)}, {format_cost(b.totals.cost_usd)}" for b in report.by_surface]
-    if report.feedback is not None:
-        lines.append(f"*Feedback* ({window}): 👍 {report.feedback.up:,} · 👎 {report.feedback.down:,}")
+    lines.append(f"*Feedback* ({window}): 👍 {report.feedback.up:,} · 👎 {report.feedback.down:,}")
     lines.append(f"_Costs are estimates from list prices as of {PRICES_AS_OF}. Days are UTC._")
     return "\n".join(lines)
 
@@ -213,8 +211,7 @@ def render_text(report: UsageReport) -> str:
             lines += ["", f"{title} (last {report.days} days)"]
             lines += _table([(b.key, _calls(b.totals.calls), f"{format_tokens(b.totals.total_tokens)} tokens",
                               format_cost(b.totals.cost_usd)) for b in items], indent="  ")
-    if report.feedback is not None:
-        lines += ["", f"Feedback (last {report.days} days): 👍 {report.feedback.up:,}  👎 {report.feedback.down:,}"]
+    lines += ["", f"Feedback (last {report.days} days): 👍 {report.feedback.up:,}  👎 {report.feedback.down:,}"]
     lines += ["", f"Costs are estimates from list prices as of {PRICES_AS_OF}."]
     return "\n".join(lines)
 
@@ -249,7 +246,7 @@ def to_json(report: UsageReport) -> dict[str, Any]:
         "by_model": [{"model": b.key, **totals(b.totals)} for b in report.by_model],
         "by_surface": [{"surface": b.key, **totals(b.totals)} for b in report.by_surface],
         "top_users": [{"user_id": b.key, **totals(b.totals)} for b in report.top_users],
-        "feedback": None if report.feedback is None else {"up": report.feedback.up, "down": report.feedback.down},
+        "feedback": {"up": report.feedback.up, "down": report.feedback.down},
     }
 
 
