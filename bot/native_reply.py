@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.edit_budget import EditBudget
-from bot.reply import NO_ANSWER, StatusSink, SlackReply, _retry_after
+from bot.reply import NO_ANSWER, SlackReply, StatusSink, retry_after_s
 from tools.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ class NativeReply:
                 return True
             except SlackApiError as exc:
                 if exc.response.status_code == 429:
-                    retry_after = _retry_after(exc)
+                    retry_after = retry_after_s(exc)
                     self.stream_budget.pause(retry_after)
                     if patient and time.monotonic() + retry_after < deadline:
                         await self.stream_budget.acquire()
@@ -313,8 +313,8 @@ class NativeReply:
                 return True
             except SlackApiError as exc:
                 error = exc.response.get("error")
-                if exc.response.status_code == 429 and time.monotonic() + _retry_after(exc) < deadline:
-                    await asyncio.sleep(_retry_after(exc))
+                if exc.response.status_code == 429 and time.monotonic() + retry_after_s(exc) < deadline:
+                    await asyncio.sleep(retry_after_s(exc))
                     continue
                 if blocks and error in ("invalid_blocks", "msg_blocks_too_long"):
                     log.warning("stopStream refused the blocks (%s); stopping without them", error)

@@ -291,7 +291,7 @@ class SlackReply:
             except SlackApiError as exc:
                 status = exc.response.status_code
                 if status == 429:
-                    retry_after = _retry_after(exc)
+                    retry_after = retry_after_s(exc)
                     if method == "chat_update":
                         self.budget.pause(retry_after)
                     if not patient or time.monotonic() + retry_after > deadline:
@@ -322,7 +322,8 @@ def _blocks_with_text(text: str, extra: list[dict[str, Any]]) -> list[dict[str, 
     return [*sections, *extra]
 
 
-def _retry_after(exc: SlackApiError) -> float:
+def retry_after_s(exc: SlackApiError) -> float:
+    """Seconds Slack asked us to wait in a 429's Retry-After header (1 when it says nothing usable)."""
     try:
         return float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
     except (TypeError, ValueError):

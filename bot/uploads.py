@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.conversation import reference_id
 from bot.edit_budget import EditBudget
 from bot.mrkdwn import escape_mrkdwn
+from bot.reply import MAX_RETRY_WAIT_S, retry_after_s
 from bot.store import Store
 from knowledge.embed import make_embedder
 from knowledge.errors import FileTooLarge, KnowledgeError, WrongContent
@@ -226,10 +227,7 @@ class UploadProgress:
 
 
 def _retry_after(exc: SlackApiError) -> float:
-    try:
-        return min(float(exc.response.headers.get("Retry-After", 1)), 30.0)
-    except (TypeError, ValueError):
-        return 1.0
+    return min(retry_after_s(exc), MAX_RETRY_WAIT_S)
 
 
 async def _retry_429(call, *, attempts: int = 5, budget: EditBudget | None = None):
