@@ -42,6 +42,7 @@ class Runtime:
         provider, model = provider_for(settings)
         configure_pricing(settings.pricing_file)
         store = Store(settings.db_path)
+        store.prune_events()  # Slack retries within hours; a week of de-dup keys is plenty
         registry = Registry.discover()
         # One HTTP session for every tool call (connection reuse, one place for timeouts).
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

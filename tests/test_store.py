@@ -42,3 +42,14 @@ def test_event_claims_survive_a_reopen(tmp_path):
     assert reopened.claim_event("msg:C1:1.0") is False  # the same message under a new event id
     assert reopened.claim_event("event:Ev2", "msg:C1:2.0") is True
     reopened.close()
+
+
+def test_old_event_claims_are_pruned_and_recent_ones_kept(tmp_path):
+    store = Store(tmp_path / "p.db")
+    store.claim_event("event:old")
+    store.claim_event("event:new")
+    store.conn.execute("UPDATE events SET received_at = received_at - 8 * 86400 WHERE event_key = 'event:old'")
+    assert store.prune_events() == 1
+    assert store.claim_event("event:old") is True  # forgotten after a week
+    assert store.claim_event("event:new") is False  # still remembered
+    store.close()

@@ -84,10 +84,6 @@ class ConversationsMixin:
             )
             return cur.lastrowid
 
-    def set_conversation_title(self, conversation_id: int, title: str) -> None:
-        with self.transaction() as conn:  # type: ignore[attr-defined]
-            conn.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
-
     def history(self, conversation_id: int) -> list[StoredMessage]:
         with self.lock:  # type: ignore[attr-defined]
             rows = self.conn.execute(  # type: ignore[attr-defined]
@@ -132,7 +128,3 @@ class ConversationsMixin:
                 )
                 ids.append(cur.lastrowid)
         return ids
-
-    def set_token_count(self, message_id: int, count: int) -> None:
-        with self.transaction() as conn:  # type: ignore[attr-defined]
-            conn.execute("UPDATE messages SET token_count = ? WHERE id = ?", (count, message_id))

@@ -91,10 +91,6 @@ class UsageMixin:
             for r in rows
         ]
 
-    def spend_since(self, since: float, *, user_id: str | None = None) -> Decimal:
-        """Total cost since a time, for one user or the whole workspace (exact Decimal sum)."""
-        return sum((r.cost_usd for r in self.usage_rows(user_id=user_id, since=since)), Decimal(0))
-
     # Report queries: totals and GROUP BY breakdowns over a time range.
 
     def usage_totals(self, *, since: float, until: float | None = None, user_id: str | None = None,
