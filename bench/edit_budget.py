@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import load_settings  # noqa: E402
 from bot.conversation import Turn  # noqa: E402
-from bot.edit_budget import EditBudget  # noqa: E402
-from bot.listeners.events import build_reply  # noqa: E402
-from bot.mrkdwn import to_mrkdwn  # noqa: E402
-from bot.reply import SlackReply  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from bot.split import split_message  # noqa: E402
+from bot.slack.edit_budget import EditBudget  # noqa: E402
+from bot.slack.listeners.events import build_reply  # noqa: E402
+from bot.slack.mrkdwn import to_mrkdwn  # noqa: E402
+from bot.slack.reply import SlackReply  # noqa: E402
+from bot.services import Runtime  # noqa: E402
+from bot.slack.split import split_message  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 from tests.fakes import slack as fs  # noqa: E402
 from tests.fakes.anthropic import FakeAnthropic, Reply  # noqa: E402

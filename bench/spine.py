@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.mrkdwn import to_mrkdwn  # noqa: E402
+from bot.slack.mrkdwn import to_mrkdwn  # noqa: E402
 from tests.botproc import BotProcess  # noqa: E402
 from tests.fakes import slack as fs  # noqa: E402
 from tests.fakes.anthropic import FakeAnthropic, Reply  # noqa: E402

@@ -38,7 +38,7 @@ from bot.config import load_settings  # noqa: E402
 from bot.conversation import Conversations, Turn  # noqa: E402
 from bot.llm import provider_for  # noqa: E402
 from bot.llm.base import Provider  # noqa: E402
-from bot.llm.types import MessageDone, ModelRequest, StreamEvent  # noqa: E402
+from bot.messages import MessageDone, ModelRequest, StreamEvent  # noqa: E402
 from bot.store import Store  # noqa: E402
 from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, Reply  # noqa: E402
 from tests.fakes.open_meteo import FakeOpenMeteo  # noqa: E402

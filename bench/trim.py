@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.llm.types import Message, TextBlock, ToolResultBlock, ToolUseBlock  # noqa: E402
-from bot.budget import cache_point, fit_history  # noqa: E402
+from bot.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock  # noqa: E402
+from bot.conversation.context_window import cache_point, fit_history  # noqa: E402
 from bot.store import Store  # noqa: E402
-from bot.tokens import count_message_tokens, count_tools_tokens  # noqa: E402
+from bot.llm.tokens import count_message_tokens, count_tools_tokens  # noqa: E402
 
 WORDS = ("the deploy failed because the config map was missing a key so we rolled back and opened a ticket "
          "for the platform team to add validation before the next release window on thursday").split()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.llm.types import Usage
+from bot.messages import Usage
 
 
 class ThreadbotError(Exception):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 # bot.llm.types first: importing bot.errors first trips the bot.errors ↔ bot.llm import cycle.
-import bot.llm.types  # noqa: F401  # isort: skip
+import bot.messages  # noqa: F401  # isort: skip
 from bot.errors import ThreadbotError  # isort: skip
 
 

@@ -8,9 +8,9 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from bot.app import build_app
+from bot.slack.app import build_app
 from bot.config import load_settings
-from bot.runtime import Runtime
+from bot.services import Runtime
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack, HttpResult

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from bot.config import Settings
-    from bot.llm.types import MessageDone, ModelRequest
+    from bot.messages import MessageDone, ModelRequest
     from bot.store import Store
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bot.llm.types import Message, MessageDone, ModelRequest, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
+from bot.messages import Message, MessageDone, ModelRequest, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
 from tools.context import ToolContext
 from tools.extraction_schemas import RECORDS, custom_record
 from tools.registry import ToolError, clean_schema, describe_validation_error, tool

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from bot.errors import ThreadbotError
-from bot.llm.types import ToolResultBlock, ToolSpec, ToolUseBlock
+from bot.messages import ToolResultBlock, ToolSpec, ToolUseBlock
 from tools.context import ToolContext
 
 log = logging.getLogger(__name__)

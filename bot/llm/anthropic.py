@@ -19,7 +19,7 @@ from bot.errors import (
     ModelUnavailable,
     PromptTooLong,
 )
-from bot.llm.types import (
+from bot.messages import (
     ContentBlock,
     Message,
     MessageDone,

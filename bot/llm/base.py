@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator, Protocol
 
-from bot.llm.types import ModelRequest, StreamEvent
+from bot.messages import ModelRequest, StreamEvent
 
 
 class Provider(Protocol):

@@ -25,7 +25,7 @@ from bot.errors import (
     ModelUnavailable,
     PromptTooLong,
 )
-from bot.llm.types import (
+from bot.messages import (
     Message,
     MessageDone,
     ModelRequest,

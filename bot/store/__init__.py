@@ -8,18 +8,18 @@ from typing import Iterator
 
 import sqlite_utils
 
-from bot.store import conversations, feedback, knowledge, limits, usage
+from bot.store import conversations, feedback, knowledge, requests, usage
 from bot.store.conversations import ConversationsMixin, StoredMessage
 from bot.store.db import connect, migrate
 from bot.store.feedback import FeedbackMixin
 from bot.store.knowledge import KnowledgeMixin
-from bot.store.limits import LimitsMixin
+from bot.store.requests import LimitsMixin
 from bot.store.usage import UsageMixin, UsageRow
 
 MIGRATIONS = [
     *conversations.MIGRATIONS,
     *usage.MIGRATIONS,
-    *limits.MIGRATIONS,
+    *requests.MIGRATIONS,
     *knowledge.MIGRATIONS,
     *feedback.MIGRATIONS,
 ]

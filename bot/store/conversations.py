@@ -5,7 +5,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from bot.llm.types import Message
+from bot.messages import Message
 
 MIGRATIONS = [
     (

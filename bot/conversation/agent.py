@@ -1,0 +1,168 @@
+"""The bounded agent loop: model call → tools (concurrently, with timeouts) → model call, at most N rounds."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Protocol
+
+from bot.errors import ModelUnavailable, ToolRoundLimit
+from bot.conversation.history import INTERRUPTED
+from bot.messages import (
+    Message,
+    MessageDone,
+    ModelRequest,
+    StreamEvent,
+    TextBlock,
+    TextDelta,
+    ToolResultBlock,
+    ToolUseBlock,
+    ToolUseStarted,
+)
+from tools.context import ToolContext
+from tools.registry import Registry
+
+log = logging.getLogger(__name__)
+
+# One wording for the limit: the named error's docstring is the sentence the user reads.
+ROUND_LIMIT_SENTENCE = ToolRoundLimit().user_message()
+CUT_OFF_SENTENCE = "This answer was cut off because it reached the length limit."
+NOT_RUN_CUT_OFF = "Not run: the response was cut off before this call was complete."
+NO_ANSWER = "(no answer)"
+
+
+class ReplySink(Protocol):
+    """Where the streamed answer goes (a SlackReply, or the console)."""
+
+    def append(self, text: str) -> None: ...
+    def set_status(self, line: str | None) -> None: ...
+    def separate(self) -> None: ...
+
+
+@dataclass
+class TurnOutcome:
+    stop_reason: str  # the last call's stop_reason, or "round_limit"
+    rounds: int  # model calls made in this turn
+    notice: str | None  # a plain sentence for the user: round limit hit, answer cut off
+
+
+class Agent:
+    """Runs turns: each round is one model call, then the tools it asked for; `max_rounds` model calls at most."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        max_rounds: int,
+        tool_timeout_s: float,
+        max_tokens: int,
+        system_prompt: str,
+        model: str,
+    ):
+        if max_rounds < 1:
+            raise ValueError("max_rounds must be at least 1")
+        self.registry = registry
+        self.max_rounds = max_rounds
+        self.tool_timeout_s = tool_timeout_s
+        self.max_tokens = max_tokens
+        self.system_prompt = system_prompt
+        self.model = model
+
+    async def run(
+        self,
+        history: list[Message],
+        *,
+        ctx: ToolContext,
+        reply: ReplySink,
+        stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],
+        persist: Callable[[list[Message]], None],
+        prepare: Callable[[list[Message]], tuple[list[Message], int | None]],
+    ) -> TurnOutcome:
+        """Run one turn. `history` ends with the user's message; every message the turn produces is
+        handed to `persist` as soon as it is complete (tool_use with its tool_result together), so
+        the stored history stays a valid request even if the turn dies half-way.
+
+        Model errors (bot.errors.ModelError) propagate: the caller closes the turn. Tool failures
+        never do; they go back to the model as error results."""
+        messages = list(history)
+        specs = self.registry.specs()
+        rounds = 0
+        while True:
+            if rounds >= self.max_rounds:
+                # Checked before each call. The text streamed so far stays as the answer; history ends
+                # on an assistant message so the next question is a valid request.
+                log.info("turn stopped at the limit of %d model calls", self.max_rounds)
+                persist([Message("assistant", [TextBlock(ROUND_LIMIT_SENTENCE)])])
+                return TurnOutcome(stop_reason="round_limit", rounds=rounds, notice=ROUND_LIMIT_SENTENCE)
+            rounds += 1
+            window, cache_at = prepare(messages)
+            request = ModelRequest(
+                model=self.model, system=self.system_prompt, messages=window, max_tokens=self.max_tokens,
+                tools=specs, cache_history_at=cache_at,
+            )
+            done = await self._call(request, stream, reply)
+            assistant = done.message
+            if not assistant.content:
+                # The API rejects empty assistant content; keep history valid.
+                assistant = Message("assistant", [TextBlock(NO_ANSWER)])
+            tool_uses = assistant.tool_uses
+            if done.stop_reason == "max_tokens":
+                # A tool_use cut off mid-input cannot be trusted; answer it so history stays valid.
+                tail = [Message("user", [ToolResultBlock(u.id, NOT_RUN_CUT_OFF, True) for u in tool_uses]),
+                        Message("assistant", [TextBlock(CUT_OFF_SENTENCE)])] if tool_uses else []
+                persist([assistant, *tail])
+                return TurnOutcome(stop_reason=done.stop_reason, rounds=rounds, notice=CUT_OFF_SENTENCE)
+            if not tool_uses:
+                persist([assistant])
+                return TurnOutcome(stop_reason=done.stop_reason, rounds=rounds, notice=None)
+            # Tool calls are answered whatever the stop_reason says: an unanswered tool_use would make
+            # the stored history an invalid request.
+            try:
+                results = await self._run_tools(ctx, tool_uses, reply)
+            except BaseException:
+                # Cancelled mid-tools (shutdown): keep the calls with an "interrupted" answer, so the
+                # thread keeps its tool context and stays valid; the caller closes the turn.
+                persist([assistant, Message("user", [ToolResultBlock(u.id, INTERRUPTED, True) for u in tool_uses])])
+                raise
+            tool_message = Message("user", results)
+            persist([assistant, tool_message])
+            messages += [assistant, tool_message]
+            reply.separate()
+
+    async def _call(self, request: ModelRequest, stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],
+                    reply: ReplySink) -> MessageDone:
+        done: MessageDone | None = None
+        async for event in stream(request):
+            if isinstance(event, TextDelta):
+                reply.append(event.text)
+            elif isinstance(event, ToolUseStarted):
+                # The arguments are still streaming; a generic line now, the specific one once they're known.
+                reply.set_status(self.registry.progress_line(event.name, {}))
+            elif isinstance(event, MessageDone):
+                done = event
+        if done is None:
+            raise ModelUnavailable("the model stream ended without a final message")
+        return done
+
+    async def _run_tools(self, ctx: ToolContext, tool_uses: list[ToolUseBlock],
+                         reply: ReplySink) -> list[ToolResultBlock]:
+        reply.set_status("\n".join(self.registry.progress_line(u.name, u.input) for u in tool_uses))
+        # gather keeps the order of tool_uses, which is the order the results must go back in.
+        return list(await asyncio.gather(*(self._run_one(ctx, u) for u in tool_uses)))
+
+    async def _run_one(self, ctx: ToolContext, tool_use: ToolUseBlock) -> ToolResultBlock:
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(self.registry.run(ctx, tool_use), timeout=self.tool_timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("tool %s (%s) timed out after %ss", tool_use.name, tool_use.id, self.tool_timeout_s)
+            return ToolResultBlock(
+                tool_use.id, f"The tool {tool_use.name} timed out after {self.tool_timeout_s:g} seconds.", True
+            )
+        except Exception as exc:  # registry.run already turns tool errors into results; this is a backstop
+            log.exception("tool %s (%s) failed", tool_use.name, tool_use.id)
+            return ToolResultBlock(tool_use.id, f"The tool {tool_use.name} failed: {type(exc).__name__}.", True)
+        log.info("tool %s (%s) %s in %.0f ms", tool_use.name, tool_use.id,
+                 "failed" if result.is_error else "ran", (time.monotonic() - started) * 1000)
+        return result

@@ -1,0 +1,78 @@
+"""Runtime: the long-lived objects one bot process shares (settings, store, model, tools, HTTP)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from bot.config import Settings
+from bot.conversation import Conversations
+from bot.slack.edit_budget import EditBudget
+from bot.llm import provider_for
+from bot.llm.base import Provider
+from bot.accounting.pricing import configure as configure_pricing
+from bot.store import Store
+from knowledge.embed import make_embedder
+from knowledge.ingest import reembed
+from tools.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    provider: Provider
+    model: str
+    registry: Registry
+    http: aiohttp.ClientSession
+    budget: EditBudget
+    conversations: Conversations
+    # chat.appendStream (THREADBOT_STREAMING=native) has its own workspace rate: Tier 4.
+    stream_budget: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100, burst=20))
+    reembedding: "asyncio.Task[int] | None" = None
+    _stop_reembedding: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    async def create(cls, settings: Settings) -> "Runtime":
+        provider, model = provider_for(settings)
+        configure_pricing(settings.pricing_file)
+        store = Store(settings.db_path)
+        store.prune_events()  # Slack retries within hours; a week of de-dup keys is plenty
+        registry = Registry.discover()
+        # One HTTP session for every tool call (connection reuse, one place for timeouts).
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        conversations = Conversations(settings=settings, store=store, provider=provider, model=model,
+                                      registry=registry, http=http)
+        runtime = cls(settings=settings, store=store, provider=provider, model=model, registry=registry,
+                      http=http, budget=EditBudget(per_minute=50, burst=20, reserve_for_finals=10),
+                      conversations=conversations)
+        runtime.start_reembedding()
+        return runtime
+
+    def start_reembedding(self) -> None:
+        """After THREADBOT_EMBEDDER changes, move every document to the new model in the background:
+        vectors of two models are never compared, so until then those documents are found by BM25 only."""
+        embedder = make_embedder(self.settings)
+        stale = self.store.knowledge_document_ids_outside(embedder.model, embedder.dim)
+        if stale:
+            log.info("re-embedding %d documents with %s", len(stale), embedder.model)
+            self.reembedding = asyncio.create_task(asyncio.to_thread(
+                reembed, self.store, embedder, progress=self._check_stop_reembedding))
+
+    def _check_stop_reembedding(self, _: object) -> None:
+        # Called before each document: stopping here leaves every document whole in one model.
+        if self._stop_reembedding.is_set():
+            raise asyncio.CancelledError
+
+    async def aclose(self) -> None:
+        if self.reembedding is not None and not self.reembedding.done():
+            self._stop_reembedding.set()  # the rest moves at the next start
+            await asyncio.wait([self.reembedding])
+        await self.http.close()
+        await self.provider.aclose()
+        self.store.close()
