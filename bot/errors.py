@@ -1,9 +1,31 @@
 """The project's own exception types; only these stop a turn. Each docstring is the user-facing text."""
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.messages import Usage
+
+
+def reference_id() -> str:
+    """A short id the user sees next to a failure and the log line carries with the details."""
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a surface shows when something failed: one human sentence and the reference id that is in the log.
+
+    Data, not a rendered string: Slack, the console and the CLI each render it their own way.
+    """
+
+    message: str
+    ref: str
+
+    @classmethod
+    def new(cls, message: str) -> "Failure":
+        return cls(message, reference_id())
 
 
 class ThreadbotError(Exception):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from datetime import datetime, timezone
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import aiohttp
 from bot.conversation.agent import Agent, ReplySink
 from bot.conversation.context_window import cache_point, trim_history
 from bot.config import Settings
-from bot.errors import Interrupted, LimitExceeded, ThreadbotError
+from bot.errors import Interrupted, LimitExceeded, ThreadbotError, reference_id
 from bot.conversation.history import repair
 from bot.accounting.limits import check_and_reserve
 from bot.llm.base import Provider
@@ -54,11 +53,6 @@ class Reply(ReplySink, Protocol):
     async def finish(self, *, notice: str | None = None) -> None: ...
     async def fail(self, message: str) -> None: ...
     async def say(self, text: str) -> None: ...
-
-
-def reference_id() -> str:
-    """A short id the user sees next to a failure and the log line carries with the details."""
-    return secrets.token_hex(4)
 
 
 class Conversations:
