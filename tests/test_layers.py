@@ -69,6 +69,10 @@ def imported_modules(path: Path, name: str) -> list[str]:
     return found
 
 
+def allowed(here: tuple[int, str], there: tuple[int, str]) -> bool:
+    return there[1] == here[1] or there[0] > here[0] or here[0] == there[0] == BASE
+
+
 def violations() -> set[tuple[str, str, str]]:
     bad: set[tuple[str, str, str]] = set()
     for package in PACKAGES:
@@ -80,9 +84,7 @@ def violations() -> set[tuple[str, str, str]]:
             assert here is not None, f"{name} belongs to no layer: add it to LAYERS"
             for target in imported_modules(path, name):
                 there = group_of(target)
-                if there is None or there[1] == here[1]:
-                    continue
-                if there[0] > here[0] or (here[0] == there[0] == BASE):
+                if there is None or allowed(here, there):
                     continue
                 bad.add((name, here[1], target))
     return bad
@@ -99,13 +101,12 @@ def test_known_violations_still_exist() -> None:
     assert not (KNOWN - present), f"no longer violated, remove from KNOWN: {sorted(KNOWN - present)}"
 
 
-def test_rule_catches_an_upward_import(tmp_path: Path) -> None:
+def test_rule_catches_an_upward_import() -> None:
     """The walk itself works: the upward imports this layout removed would each be reported."""
     for importer, target in [("bot.errors", "bot.llm.types"), ("bot.store.knowledge", "knowledge.bm25"),
-                             ("bot.conversation.context_window", "bot.store.conversations"),
                              ("bot.accounting.pricing", "bot.conversation.context_window"),
-                             ("bot.slack.stream_reply", "tools.registry"), ("knowledge.search", "bot.console"),
-                             ("bot.slack.reply", "bot.console.render")]:
+                             ("knowledge.search", "bot.console"), ("bot.slack.reply", "bot.console.render"),
+                             ("tools.registry", "bot.accounting.meter"), ("bot.llm.openai", "bot.store")]:
         here, there = group_of(importer), group_of(target)
-        assert here and there and here[1] != there[1]
-        assert not (there[0] > here[0] or here[0] == there[0] == BASE), (importer, target)
+        assert here and there and not allowed(here, there), (importer, target)
+    assert allowed(group_of("bot.slack.reply"), group_of("bot.store"))  # type: ignore[arg-type]
