@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.slack_conversations import ConversationsMixin, SlackApiFailure, ts_key
 from tests.fakes.slack_socket import SocketModeHub
 
 TEAM_ID = "T0TEAM"
@@ -46,15 +47,6 @@ def next_ts() -> str:
     """A unique, increasing Slack timestamp such as "1700000000.000100"."""
     micros = 1_700_000_000_000_000 + next(_ts_counter) * 100
     return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-
-class SlackApiFailure(Exception):
-    """A Web API error answered as Slack does: HTTP 200 with ok=false."""
-
-    def __init__(self, error: str, **extra: Any) -> None:
-        super().__init__(error)
-        self.error = error
-        self.extra = extra
 
 
 def _missing(*names: str) -> SlackApiFailure:
@@ -97,6 +89,9 @@ class FakeMessage:
     reactions: set[str] = field(default_factory=set)
     deleted: bool = False
     streaming: bool = False
+    subtype: str | None = None  # "bot_message", "thread_broadcast", "channel_join", "file_share", …
+    files: list[dict[str, Any]] | None = None
+    edited: str | None = None  # ts of the last edit
 
     def to_api(self, team_id: str) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "message", "text": self.text, "user": self.user, "ts": self.ts, "team": team_id}
@@ -106,6 +101,12 @@ class FakeMessage:
             data["thread_ts"] = self.thread_ts
         if self.blocks:
             data["blocks"] = self.blocks
+        if self.subtype:
+            data["subtype"] = self.subtype
+        if self.files:
+            data["files"] = self.files
+        if self.edited:
+            data["edited"] = {"user": self.user, "ts": self.edited}
         return data
 
 
@@ -173,7 +174,7 @@ class _Bucket:
         return (1 - self.tokens) / self.per_second
 
 
-class FakeSlack:
+class FakeSlack(ConversationsMixin):
     """Slack on 127.0.0.1: start with `await start()` in a test's loop or `start_in_thread()` for subprocesses."""
 
     def __init__(
@@ -210,8 +211,11 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        self._init_conversations()
         self.add_user(USER_ID, name="alice", real_name="Alice Example")
         self.add_user(bot_user_id, name="threadbot", real_name="threadbot", is_bot=True)
+        self.add_channel(CHANNEL_ID, name="general", members=[USER_ID])
+        self.add_channel(DM_CHANNEL_ID, name=DM_CHANNEL_ID, is_im=True, members=[USER_ID])
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "apps.connections.open": self._apps_connections_open,
@@ -222,14 +226,13 @@ class FakeSlack:
             "chat.startStream": self._chat_start_stream,
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
-            "conversations.replies": self._conversations_replies,
-            "users.info": self._users_info,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "files.info": self._files_info,
             "assistant.threads.setStatus": self._assistant_set_status,
             "assistant.threads.setTitle": self._assistant_set_title,
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
+            **self._conversation_handlers(),
         }
 
     # ---------------------------------------------------------------- lifecycle
@@ -353,12 +356,55 @@ class FakeSlack:
         }
 
     def add_message(self, channel: str, text: str, *, user: str = USER_ID, thread_ts: str | None = None,
-                    ts: str | None = None) -> str:
-        """Seed a message a person wrote (e.g. the thread parent the bot answers under)."""
-        msg = FakeMessage(channel=channel, ts=ts or next_ts(), text=text, user=user, thread_ts=thread_ts)
+                    ts: str | None = None, files: list[dict[str, Any]] | None = None, subtype: str | None = None,
+                    bot_id: str | None = None) -> str:
+        """Seed a message a person (or, with `bot_id`, another app) wrote; returns its ts."""
+        if files and subtype is None:
+            subtype = "file_share"
+        msg = FakeMessage(channel=channel, ts=ts or next_ts(), text=text, user=user, thread_ts=thread_ts,
+                          files=files, subtype=subtype, bot_id=bot_id)
         msg.history.append(text)
         self._messages[(channel, msg.ts)] = msg
         return msg.ts
+
+    def add_thread(self, channel: str, parent: str, replies: list[tuple[str, str]], *,
+                   user: str = USER_ID) -> str:
+        """Seed a parent by `user` and `replies` as (user, text) pairs, in order; returns the parent's ts."""
+        parent_ts = self.add_message(channel, parent, user=user)
+        for author, text in replies:
+            self.add_message(channel, text, user=author, thread_ts=parent_ts)
+        return parent_ts
+
+    def edit_message(self, channel: str, ts: str, text: str) -> dict[str, Any]:
+        """A person edits a message; returns the `message_changed` event Slack would send."""
+        msg = self._messages[(channel, ts)]
+        previous = msg.to_api(self.team_id)
+        msg.text, msg.edited = text, next_ts()
+        msg.history.append(text)
+        return message_changed(channel, msg.to_api(self.team_id), previous)
+
+    def delete_message(self, channel: str, ts: str) -> dict[str, Any]:
+        """A person deletes a message; returns the `message_deleted` event Slack would send."""
+        msg = self._messages[(channel, ts)]
+        previous = msg.to_api(self.team_id)
+        msg.deleted = True
+        return message_deleted(channel, ts, previous, thread_ts=msg.thread_ts)
+
+    def user_message(self, channel: str, text: str, *, user: str = USER_ID, thread_ts: str | None = None,
+                     mention: bool = False) -> dict[str, Any]:
+        """Record a message a person sends now and return its event: `app_mention` if `mention`, else `message`."""
+        if mention and f"<@{self.bot_user_id}>" not in text:
+            text = f"<@{self.bot_user_id}> {text}"
+        ts = self.add_message(channel, text, user=user, thread_ts=thread_ts)
+        if mention:
+            return app_mention(text, user=user, channel=channel, ts=ts, thread_ts=thread_ts, team=self.team_id,
+                               bot_user_id=self.bot_user_id)
+        kind = self.channels[channel] if channel in self.channels else None
+        channel_type = "channel"
+        if kind is not None and (kind.is_im or kind.is_mpim or kind.is_private):
+            channel_type = "im" if kind.is_im else "mpim" if kind.is_mpim else "group"
+        return message_event(text, user=user, channel=channel, channel_type=channel_type, ts=ts,
+                             thread_ts=thread_ts, team=self.team_id)
 
     def add_file(self, name: str, content: bytes, *, mimetype: str = "text/plain", filetype: str = "text",
                  user: str = USER_ID, title: str | None = None, channels: list[str] | None = None,
@@ -388,7 +434,7 @@ class FakeSlack:
         """Parent first, then replies, in ts order, without deleted ones (like conversations.replies)."""
         found = [m for (ch, _), m in list(self._messages.items())
                  if ch == channel and not m.deleted and (m.ts == thread_ts or m.thread_ts == thread_ts)]
-        return sorted(found, key=lambda m: (m.ts != thread_ts, float(m.ts)))
+        return sorted(found, key=lambda m: (m.ts != thread_ts, ts_key(m.ts)))
 
     def bot_messages(self, channel: str | None = None) -> list[FakeMessage]:
         return sorted((m for m in list(self._messages.values())
@@ -616,23 +662,6 @@ class FakeSlack:
         msg.streaming = False
         msg.history.append(msg.text)
         return {"channel": msg.channel, "ts": msg.ts, "message": msg.to_api(self.team_id)}
-
-    def _conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = _channel(p)
-        if not p.get("ts"):
-            raise _missing("ts")
-        found = self.messages_in_thread(channel, p["ts"])
-        if not found:
-            raise SlackApiFailure("thread_not_found")
-        limit = int(p.get("limit") or 1000)
-        return {"messages": [m.to_api(self.team_id) for m in found[:limit]], "has_more": len(found) > limit,
-                "response_metadata": {"next_cursor": ""}}
-
-    def _users_info(self, p: dict[str, Any]) -> dict[str, Any]:
-        user = self.users.get(p.get("user") or "")
-        if user is None:
-            raise SlackApiFailure("user_not_found")
-        return {"user": user}
 
     def _reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
         msg, name = self._reaction_target(p)
@@ -898,4 +927,39 @@ def block_actions(action_id: str, value: str = "", *, user_id: str = USER_ID, ch
         "message": message, "response_url": response_url,
         "actions": [{"action_id": action_id, "block_id": block_id, "type": "button", "value": value,
                      "text": {"type": "plain_text", "text": action_id}, "action_ts": f"{time.time():.6f}"}],
+    }
+
+
+def message_changed(channel: str, message: dict[str, Any], previous: dict[str, Any], *,
+                    channel_type: str = "channel") -> dict[str, Any]:
+    """The `message` event with subtype `message_changed` Slack sends after an edit."""
+    ts = next_ts()
+    return {"type": "message", "subtype": "message_changed", "hidden": True, "channel": channel,
+            "channel_type": channel_type, "ts": ts, "event_ts": ts, "message": message,
+            "previous_message": previous}
+
+
+def message_deleted(channel: str, deleted_ts: str, previous: dict[str, Any], *, thread_ts: str | None = None,
+                    channel_type: str = "channel") -> dict[str, Any]:
+    """The `message` event with subtype `message_deleted` Slack sends after a deletion."""
+    ts = next_ts()
+    event = {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": channel,
+             "channel_type": channel_type, "ts": ts, "event_ts": ts, "deleted_ts": deleted_ts,
+             "previous_message": previous}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message_action(callback_id: str, message: dict[str, Any], *, channel_id: str = CHANNEL_ID,
+                   user_id: str = USER_ID, response_url: str = "", team_id: str = TEAM_ID,
+                   api_app_id: str = APP_ID) -> dict[str, Any]:
+    """A message shortcut (`message_action`) on `message` (an API message dict with at least `ts`)."""
+    return {
+        "type": "message_action", "callback_id": callback_id, "token": "legacy-verification-token",
+        "action_ts": f"{time.time():.6f}", "trigger_id": f"{int(time.time())}.{uuid.uuid4().hex[:16]}",
+        "team": {"id": team_id, "domain": "fake-team"}, "api_app_id": api_app_id,
+        "user": {"id": user_id, "name": "alice", "username": "alice", "team_id": team_id},
+        "channel": {"id": channel_id, "name": "general"}, "is_enterprise_install": False, "enterprise": None,
+        "message_ts": message["ts"], "message": {"type": "message", **message}, "response_url": response_url,
     }
