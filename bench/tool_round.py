@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import aiohttp
 
@@ -38,7 +38,8 @@ from bot.config import load_settings  # noqa: E402
 from bot.conversation import Conversations, Turn  # noqa: E402
 from bot.llm import provider_for  # noqa: E402
 from bot.llm.base import Provider  # noqa: E402
-from bot.messages import MessageDone, ModelRequest, StreamEvent  # noqa: E402
+from bot.errors import Failure  # noqa: E402
+from bot.messages import MessageDone, ModelRequest, StreamEvent, ToolUseBlock  # noqa: E402
 from bot.store import Store  # noqa: E402
 from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, Reply  # noqa: E402
 from tests.fakes.open_meteo import FakeOpenMeteo  # noqa: E402
@@ -77,9 +78,10 @@ class RecordingReply:
     async def start(self) -> None: ...
     async def finish(self, *, notice: str | None = None) -> None: ...
     async def say(self, text: str) -> None: self.text = text
-    async def fail(self, message: str) -> None: self.failed = message
+    async def fail(self, failure: Failure) -> None: self.failed = failure.message
     def append(self, text: str) -> None: self.text += text
-    def set_status(self, line: str | None) -> None: self.statuses.append(line or "")
+    def tools_started(self, tool_uses: Sequence[ToolUseBlock]) -> None:
+        self.statuses.extend(u.name for u in tool_uses)
     def separate(self) -> None: self.text += "\n\n"
 
 

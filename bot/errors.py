@@ -1,6 +1,7 @@
 """The project's own exception types; only these stop a turn. Each docstring is the user-facing text."""
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,3 +92,19 @@ class LimitExceeded(ThreadbotError):
 
     def user_message(self) -> str:
         return self.message
+
+
+def failure_for(exc: BaseException, *, log: logging.Logger, doing: str, generic: str, lead: str = "") -> Failure:
+    """The Failure to show for `exc`, logged once under the same reference id (invariant 5).
+
+    One of our own errors says its own sentence (after `lead`, e.g. "I couldn't add report.pdf.") and
+    is logged without a traceback; anything else is a bug: the user reads `generic`, the log has the
+    traceback. `doing` names the work in the log line: "<doing> failed ref=<ref>".
+    """
+    if isinstance(exc, ThreadbotError):
+        failure = Failure.new(f"{lead} {exc.user_message()}".strip())
+        log.warning("%s failed ref=%s: %s: %s", doing, failure.ref, type(exc).__name__, exc)
+    else:
+        failure = Failure.new(generic)
+        log.error("%s failed ref=%s", doing, failure.ref, exc_info=exc)
+    return failure

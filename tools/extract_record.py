@@ -31,7 +31,7 @@ class ExtractionResult(BaseModel):
     note: str | None = None
 
 
-@tool(progress="Extracting the {kind} details…")
+@tool(status="Extracting the {kind} details…", assistant_status="is extracting the details…")
 async def extract_record(
     ctx: ToolContext,
     kind: Kind,

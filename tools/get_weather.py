@@ -132,7 +132,7 @@ class WeatherReport(BaseModel):
     note: str | None = None
 
 
-@tool(progress="Checking the forecast for {place}…")
+@tool(status="Checking the forecast for {place}…", assistant_status="is checking the forecast…")
 async def get_weather(
     ctx: ToolContext,
     place: Annotated[str, Field(min_length=1, max_length=200)],

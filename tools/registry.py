@@ -29,7 +29,8 @@ _SECTION = re.compile(
     r"^(Args|Arguments|Parameters|Params|Returns|Return|Yields|Raises|Examples?|Notes?|Warnings?|See Also)\s*:\s*$"
 )
 _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
-_PROGRESS_VALUE_MAX = 60
+_STATUS_VALUE_MAX = 60
+WORKING = "is working on it…"
 
 
 class ToolError(Exception):
@@ -38,18 +39,21 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class _ToolMark:
-    progress: str | None
+    status: str | None
+    assistant_status: str | None
 
 
-def tool(func: ToolFunction | None = None, *, progress: str | None = None) -> Any:
-    """Mark an `async def verb_noun(ctx: ToolContext, …)` as a tool; usable as `@tool` or `@tool(progress=…)`.
+def tool(func: ToolFunction | None = None, *, status: str | None = None,
+         assistant_status: str | None = None) -> Any:
+    """Mark an `async def verb_noun(ctx: ToolContext, …)` as a tool; usable as `@tool` or `@tool(status=…)`.
 
-    `progress` is the line shown to the user while the tool runs, formatted with the call's arguments,
-    e.g. "Checking the forecast for {place}…".
+    `status` is the line shown to the user while the tool runs, formatted with the call's arguments,
+    e.g. "Checking the forecast for {place}…". `assistant_status` is what Slack's assistant panel says
+    after the app's name while it runs, e.g. "is checking the forecast…".
     """
 
     def mark(fn: ToolFunction) -> ToolFunction:
-        setattr(fn, _MARK, _ToolMark(progress=progress))
+        setattr(fn, _MARK, _ToolMark(status=status, assistant_status=assistant_status))
         return fn
 
     return mark(func) if func is not None else mark
@@ -63,10 +67,12 @@ class Tool:
     function: ToolFunction
     arguments: type[BaseModel]
     spec: ToolSpec
-    progress: str | None
+    status: str | None = None
+    assistant_status: str | None = None
 
     @classmethod
-    def from_function(cls, function: ToolFunction, *, progress: str | None = None) -> "Tool":
+    def from_function(cls, function: ToolFunction, *, status: str | None = None,
+                      assistant_status: str | None = None) -> "Tool":
         if not inspect.iscoroutinefunction(function):
             raise TypeError(f"tool {function.__qualname__} must be an async def")
         name = function.__name__
@@ -98,7 +104,8 @@ class Tool:
             function=function,
             arguments=arguments,
             spec=ToolSpec(name=name, description=summary, input_schema=schema),
-            progress=progress,
+            status=status,
+            assistant_status=assistant_status,
         )
 
 
@@ -128,7 +135,8 @@ class Registry:
     def add(self, item: Tool | ToolFunction) -> Tool:
         if not isinstance(item, Tool):
             mark = getattr(item, _MARK, None)
-            item = Tool.from_function(item, progress=mark.progress if mark else None)
+            item = Tool.from_function(item, status=mark.status if mark else None,
+                                      assistant_status=mark.assistant_status if mark else None)
         if item.name in self._tools:
             raise ValueError(f"two tools are named {item.name}")
         self._tools[item.name] = item
@@ -151,20 +159,27 @@ class Registry:
         """The tools as the model sees them, in a stable order (keeps the prompt cache warm)."""
         return [self._tools[name].spec for name in self.names]
 
-    def progress_line(self, name: str, input: dict[str, Any] | None) -> str:
-        """The status line shown while `name` runs, filled from its arguments; never raises."""
+    def status_line(self, name: str, input: dict[str, Any] | None) -> str:
+        """The line shown while `name` runs, filled from its arguments; never raises."""
         found = self._tools.get(name)
         fallback = f"Using {name.replace('_', ' ')}…"
-        if found is None or not found.progress:
+        if found is None or not found.status:
             return fallback
-        values = {key: _progress_value(value) for key, value in (input or {}).items()}
+        values = {key: _status_value(value) for key, value in (input or {}).items()}
         try:
-            wanted = [field for _, field, _, _ in string.Formatter().parse(found.progress) if field]
+            wanted = [field for _, field, _, _ in string.Formatter().parse(found.status) if field]
             if any(not values.get(field) for field in wanted):
                 return fallback
-            return found.progress.format_map(values)
+            return found.status.format_map(values)
         except (ValueError, KeyError, IndexError, AttributeError, TypeError):
             return fallback
+
+    def assistant_status(self, name: str) -> str:
+        """What the assistant panel says while `name` runs ("is checking the forecast…")."""
+        found = self._tools.get(name)
+        if found is None:
+            return WORKING  # a tool the model made up: it gets an error result in a moment
+        return found.assistant_status or f"is using {name.replace('_', ' ')}…"
 
     async def run(self, ctx: ToolContext, tool_use: ToolUseBlock) -> ToolResultBlock:
         """Validate the arguments, run the tool, and turn any failure into an error result.
@@ -201,11 +216,11 @@ def _error(tool_use: ToolUseBlock, message: str) -> ToolResultBlock:
     return ToolResultBlock(tool_use_id=tool_use.id, content=message, is_error=True)
 
 
-def _progress_value(value: Any) -> str:
+def _status_value(value: Any) -> str:
     # Model-chosen text goes into a Slack message: one short line, no <…> that Slack would parse.
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = " ".join(text.replace("<", "").replace(">", "").split())
-    return text if len(text) <= _PROGRESS_VALUE_MAX else text[: _PROGRESS_VALUE_MAX - 1] + "…"
+    return text if len(text) <= _STATUS_VALUE_MAX else text[: _STATUS_VALUE_MAX - 1] + "…"
 
 
 # --- helpers shared with tools ----------------------------------------------------------------

@@ -13,7 +13,7 @@ from tools.registry import tool
 MAX_K = 10
 
 
-@tool(progress="Searching documents for “{query}”…")
+@tool(status="Searching documents for “{query}”…", assistant_status="is searching your documents…")
 async def search_docs(
     ctx: ToolContext,
     query: str,

@@ -13,16 +13,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable
+from typing import IO, TYPE_CHECKING, Callable, Sequence
 
 from bot.config import Settings
 from bot.console.commands import (
     CONSOLE_CHANNEL, CONSOLE_TEAM, CONSOLE_USER, HELP, UPLOAD_SCOPE, delete_text, list_text, search_text, usage_text,
 )
 from bot.console.render import DIM, ITALIC, RESET, YELLOW, MarkdownLines, StreamWriter, strip_controls
-from bot.conversation import GENERIC_FAILURE, Turn, reference_id
-from bot.errors import ThreadbotError
-from bot.messages import Message, TextBlock
+from bot.conversation import GENERIC_FAILURE, Turn
+from bot.errors import Failure, ThreadbotError, reference_id
+from bot.messages import Message, TextBlock, ToolUseBlock
+from tools.registry import Registry
 
 if TYPE_CHECKING:
     from bot.services import Runtime
@@ -97,8 +98,9 @@ def terminal_failure(slack_text: str) -> str:
 class ConsoleReply:
     """One answer in the terminal; the same interface as SlackReply (bot.conversation.Reply)."""
 
-    def __init__(self, screen: Screen):
+    def __init__(self, screen: Screen, registry: Registry | None = None):
         self.screen = screen
+        self.registry = registry if registry is not None else Registry()  # the tools' declared statuses
         self.text = ""  # everything the model wrote in this turn
         self.round_text = ""  # text since the last tool round (not yet in stored history)
         self._separate = False
@@ -118,6 +120,9 @@ class ConsoleReply:
         self.round_text += text
         self.screen.answer(text)
 
+    def tools_started(self, tool_uses: Sequence[ToolUseBlock]) -> None:
+        self.set_status("\n".join(self.registry.status_line(u.name, u.input) for u in tool_uses))
+
     def set_status(self, line: str | None) -> None:
         # The agent reports a tool twice (when it starts, then with its arguments): show each line once.
         if line and line != self._status:
@@ -136,7 +141,7 @@ class ConsoleReply:
         if notice:
             self.screen.notice(notice)
 
-    async def fail(self, message: str) -> None:
+    async def fail(self, failure: Failure) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             # Ctrl-C: Conversations closes the turn as for a shutdown; the user asked for it, so
@@ -145,7 +150,7 @@ class ConsoleReply:
             self.screen.writer.close()
             self.screen.info(INTERRUPTED)
             return
-        self.screen.failure(terminal_failure(message))
+        self.screen.failure(f"⚠ {failure.message} (ref {failure.ref})")
 
     async def say(self, text: str) -> None:
         self.screen.message(text)
@@ -202,7 +207,7 @@ class Console:
     async def converse(self, text: str) -> None:
         turn = Turn(team_id=CONSOLE_TEAM, channel_id=CONSOLE_CHANNEL, thread_ts=self.thread_ts,
                     user_id=CONSOLE_USER, text=text, ts=self._next_ts(), surface="console")
-        reply = ConsoleReply(self.screen)
+        reply = ConsoleReply(self.screen, self.runtime.registry)
         try:
             await self.runtime.conversations.handle(turn, reply)
         except asyncio.CancelledError:  # Ctrl-C while the answer streams

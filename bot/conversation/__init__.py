@@ -13,7 +13,7 @@ import aiohttp
 from bot.conversation.agent import Agent, ReplySink
 from bot.conversation.context_window import cache_point, trim_history
 from bot.config import Settings
-from bot.errors import Interrupted, LimitExceeded, ThreadbotError, reference_id
+from bot.errors import Failure, Interrupted, LimitExceeded, failure_for
 from bot.conversation.history import repair
 from bot.accounting.limits import check_and_reserve
 from bot.llm.base import Provider
@@ -51,7 +51,7 @@ class Turn:
 class Reply(ReplySink, Protocol):
     async def start(self) -> None: ...
     async def finish(self, *, notice: str | None = None) -> None: ...
-    async def fail(self, message: str) -> None: ...
+    async def fail(self, failure: Failure) -> None: ...
     async def say(self, text: str) -> None: ...
 
 
@@ -164,14 +164,9 @@ class Conversations:
             await asyncio.wait(pending, timeout=10)
 
     async def _fail(self, conversation_id: int, reply: Reply, exc: Exception) -> None:
-        ref = reference_id()
-        if isinstance(exc, ThreadbotError):
-            log.warning("turn failed ref=%s: %s: %s", ref, type(exc).__name__, exc)
-            message = exc.user_message()
-        else:
-            log.exception("turn failed ref=%s", ref)
-            message = GENERIC_FAILURE
+        failure = failure_for(exc, log=log, doing="turn", generic=GENERIC_FAILURE)
         # Close the turn so the stored history stays a valid request (invariant 3).
         if self.store.last_role(conversation_id) == "user":
-            self.store.append_messages(conversation_id, [Message("assistant", [TextBlock(f"(No answer: {message})")])])
-        await reply.fail(f":warning: {message} (ref `{ref}`)")
+            self.store.append_messages(conversation_id,
+                                       [Message("assistant", [TextBlock(f"(No answer: {failure.message})")])])
+        await reply.fail(failure)

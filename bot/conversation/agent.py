@@ -5,7 +5,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Protocol
+from typing import AsyncIterator, Callable, Protocol, Sequence
 
 from bot.errors import ModelUnavailable, ToolRoundLimit
 from bot.conversation.history import INTERRUPTED
@@ -36,7 +36,9 @@ class ReplySink(Protocol):
     """Where the streamed answer goes (a SlackReply, or the console)."""
 
     def append(self, text: str) -> None: ...
-    def set_status(self, line: str | None) -> None: ...
+    def tools_started(self, tool_uses: Sequence[ToolUseBlock]) -> None:
+        """The model called these tools (input {} while it is still streaming); each surface shows the
+        status the tool declares (tools.registry) until more text arrives."""
     def separate(self) -> None: ...
 
 
@@ -138,7 +140,7 @@ class Agent:
                 reply.append(event.text)
             elif isinstance(event, ToolUseStarted):
                 # The arguments are still streaming; a generic line now, the specific one once they're known.
-                reply.set_status(self.registry.progress_line(event.name, {}))
+                reply.tools_started([ToolUseBlock(event.id, event.name, {})])
             elif isinstance(event, MessageDone):
                 done = event
         if done is None:
@@ -147,7 +149,7 @@ class Agent:
 
     async def _run_tools(self, ctx: ToolContext, tool_uses: list[ToolUseBlock],
                          reply: ReplySink) -> list[ToolResultBlock]:
-        reply.set_status("\n".join(self.registry.progress_line(u.name, u.input) for u in tool_uses))
+        reply.tools_started(tool_uses)
         # gather keeps the order of tool_uses, which is the order the results must go back in.
         return list(await asyncio.gather(*(self._run_one(ctx, u) for u in tool_uses)))
 

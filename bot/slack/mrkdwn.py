@@ -24,6 +24,8 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markdown_it.tree import SyntaxTreeNode
 
+from bot.errors import Failure
+
 __all__ = ["to_mrkdwn", "IncrementalRenderer", "escape_mrkdwn", "slack_link"]
 
 # Bullets by nesting depth, so nested levels stay distinguishable in a proportional font.
@@ -46,6 +48,11 @@ _SLACK_ENTITY = re.compile(
 def escape_mrkdwn(text: str) -> str:
     """Escape the three characters Slack treats as control characters in message text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def failure_text(failure: Failure) -> str:
+    """A failure as Slack shows it: one warning sentence with its reference id (invariant 5)."""
+    return f":warning: {escape_mrkdwn(failure.message)} (ref `{failure.ref}`)"
 
 
 def slack_link(url: str, label: str | None = None) -> str:

@@ -5,15 +5,19 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.errors import Failure
+from bot.messages import ToolUseBlock
 from bot.slack.edit_budget import EditBudget
-from bot.slack.mrkdwn import IncrementalRenderer, escape_mrkdwn, to_mrkdwn
+from bot.slack.mrkdwn import IncrementalRenderer, escape_mrkdwn, failure_text, to_mrkdwn
 from bot.slack.split import split_message
+from bot.slack.web_api import call
+from tools.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +28,13 @@ NO_ANSWER = "I don't have an answer to that."
 PART_LIMIT = 3500
 MIN_PART_LIMIT = 1000
 SECTION_LIMIT = 3000  # a section block's text
-# The final text must arrive, so a final call outlasts rate limits — but not forever.
-FINAL_DEADLINE_S = 600.0
-MAX_RETRY_WAIT_S = 30.0
-TRANSIENT_RETRIES = 3
 
 
 class StatusSink(Protocol):
     """Where progress goes instead of the message text (the assistant panel's status line)."""
 
     async def thinking(self) -> bool: ...
-    def show(self, line: str | None) -> None: ...
+    def show(self, status: str | None) -> None: ...
     async def clear(self) -> None: ...
 
 
@@ -71,6 +71,7 @@ class SlackReply:
         placeholder: str = PLACEHOLDER,
         status: StatusSink | None = None,
         final_blocks: list[dict[str, Any]] | None = None,
+        registry: Registry | None = None,
     ):
         self.client = client
         self.budget = budget
@@ -78,6 +79,7 @@ class SlackReply:
         self.thread_ts = thread_ts
         self.interval_s = interval_s
         self.part_limit = part_limit
+        self.registry = registry if registry is not None else Registry()  # the tools' declared statuses
         self.placeholder = placeholder
         self.status = status
         self.final_blocks = final_blocks
@@ -110,8 +112,8 @@ class SlackReply:
         """Post the placeholder (or set the assistant status) at once, then start the flusher."""
         if self.status is None or not await self.status.thinking():
             self.status = None  # no status line to show progress in: fall back to the placeholder
-            response = await self._call("chat_postMessage", patient=True, channel=self.channel,
-                                        thread_ts=self.thread_ts, text=self.placeholder)
+            response = await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts,
+                                  text=self.placeholder)
             self.parts.append(_Part(ts=response["ts"], text=self.placeholder))
         self._start_flusher()
 
@@ -125,8 +127,8 @@ class SlackReply:
     async def say(self, text: str) -> None:
         """A one-off message in the thread (help, limits), not streamed."""
         self._closed = True
-        response = await self._call("chat_postMessage", patient=True, channel=self.channel,
-                                    thread_ts=self.thread_ts, text=to_mrkdwn(text))
+        response = await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts,
+                              text=to_mrkdwn(text))
         self.parts.append(_Part(ts=response["ts"], text=text))
 
     def append(self, text: str) -> None:
@@ -138,9 +140,15 @@ class SlackReply:
                 self._set_status(None)
             self._dirty = True
 
-    def set_status(self, line: str | None) -> None:
-        """A short progress line (e.g. a tool call) shown after the text until more text arrives."""
-        self._set_status(line)
+    def tools_started(self, tool_uses: Sequence[ToolUseBlock]) -> None:
+        """Show what the tools do (the status each declares in the registry) until more text arrives:
+        in the assistant panel's status line, or as a line after the text."""
+        if not tool_uses:
+            return
+        if self.status is not None:
+            self.status.show(self.registry.assistant_status(tool_uses[0].name))
+        else:
+            self._set_status("\n".join(self.registry.status_line(u.name, u.input) for u in tool_uses))
 
     def separate(self) -> None:
         """Start a new paragraph before the next round's text (after a tool round)."""
@@ -156,9 +164,10 @@ class SlackReply:
         extra = blocks_for_last if blocks_for_last is not None else self.final_blocks
         await self._close(rendered, extra_blocks=extra or None)
 
-    async def fail(self, message: str) -> None:
+    async def fail(self, failure: Failure) -> None:
         """Replace the placeholder (or append to a partial answer) with a short failure message."""
         partial = self._renderer.render(self._markdown).strip()
+        message = failure_text(failure)
         await self._close(f"{partial}\n\n{message}" if partial else message)
 
     # --- internals --------------------------------------------------------------------------
@@ -220,6 +229,9 @@ class SlackReply:
             except SlackApiError as exc:
                 log.warning("intermediate edit failed: %s", exc.response.get("error"))
                 self._dirty = True
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # the next edit carries the text
+                log.warning("intermediate edit failed: %s", type(exc).__name__)
+                self._dirty = True
 
     async def _send(self, rendered: str, *, final: bool, extra_blocks: list[dict[str, Any]] | None = None) -> None:
         async with self._send_lock:
@@ -253,61 +265,30 @@ class SlackReply:
                     return
                 await self._update(part, chunk, blocks, patient=final)
             else:
-                response = await self._call("chat_postMessage", patient=final, channel=self.channel,
-                                            thread_ts=self.thread_ts, text=chunk,
-                                            **({"blocks": blocks} if blocks else {}))
+                response = await call(self.client, "chat.postMessage", patient=final, channel=self.channel,
+                                      thread_ts=self.thread_ts, text=chunk, **({"blocks": blocks} if blocks else {}))
                 self.parts.append(_Part(ts=response["ts"], text=chunk, has_blocks=bool(blocks)))
         # The answer can shrink only when a status line goes away: remove parts no longer needed.
         while len(self.parts) > len(chunks):
             part = self.parts.pop()
-            await self._call("chat_delete", patient=final, channel=self.channel, ts=part.ts)
+            await call(self.client, "chat.delete", patient=final, channel=self.channel, ts=part.ts)
 
     async def _update(self, part: _Part, text: str, blocks: list[dict[str, Any]] | None, *, patient: bool) -> None:
         # A part that had blocks keeps showing them unless they are replaced: send [] to drop them.
         block_args = {"blocks": blocks} if blocks else ({"blocks": []} if part.has_blocks else {})
         try:
-            await self._call("chat_update", patient=patient, channel=self.channel, ts=part.ts, text=text,
-                             **block_args)
+            await call(self.client, "chat.update", patient=patient, budget=self.budget, channel=self.channel,
+                       ts=part.ts, text=text, **block_args)
             self.edits += 1
         except SlackApiError as exc:
             if exc.response.get("error") not in ("message_not_found", "cant_update_message"):
                 raise
             # Someone deleted our message: carry on in a new one rather than losing the answer.
-            response = await self._call("chat_postMessage", patient=patient, channel=self.channel,
-                                        thread_ts=self.thread_ts, text=text, **({"blocks": blocks} if blocks else {}))
+            response = await call(self.client, "chat.postMessage", patient=patient, channel=self.channel,
+                                  thread_ts=self.thread_ts, text=text, **({"blocks": blocks} if blocks else {}))
             part.ts = response["ts"]
         part.text = text
         part.has_blocks = bool(blocks)
-
-    async def _call(self, method: str, *, patient: bool, **kwargs: Any) -> Any:
-        """Call the Web API. A 429 pauses the shared budget (for chat.update); an impatient call (an
-        intermediate edit) gives up at once, a patient one (the final text) waits its turn again and
-        retries until FINAL_DEADLINE_S. Server errors and dropped connections are retried briefly."""
-        deadline = time.monotonic() + FINAL_DEADLINE_S
-        transient = 0
-        while True:
-            try:
-                return await getattr(self.client, method)(**kwargs)
-            except SlackApiError as exc:
-                status = exc.response.status_code
-                if status == 429:
-                    retry_after = retry_after_s(exc)
-                    if method == "chat_update":
-                        self.budget.pause(retry_after)
-                    if not patient or time.monotonic() + retry_after > deadline:
-                        raise
-                    if method == "chat_update":
-                        await self.budget.acquire()  # waits out the pause, and queues behind other finals
-                    else:
-                        await asyncio.sleep(min(retry_after, MAX_RETRY_WAIT_S))
-                    continue
-                if status < 500 or not patient or transient >= TRANSIENT_RETRIES:
-                    raise
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                if not patient or transient >= TRANSIENT_RETRIES:
-                    raise
-            transient += 1
-            await asyncio.sleep(0.5 * 2 ** transient)
 
 
 def _blocks_with_text(text: str, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -320,11 +301,3 @@ def _blocks_with_text(text: str, extra: list[dict[str, Any]]) -> list[dict[str, 
     sections = [{"type": "section", "text": {"type": "mrkdwn", "text": piece}}
                 for piece in split_message(text, limit=SECTION_LIMIT)]
     return [*sections, *extra]
-
-
-def retry_after_s(exc: SlackApiError) -> float:
-    """Seconds Slack asked us to wait in a 429's Retry-After header (1 when it says nothing usable)."""
-    try:
-        return float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
-    except (TypeError, ValueError):
-        return 1.0

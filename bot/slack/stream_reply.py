@@ -1,126 +1,31 @@
-"""Slack-native answer surfaces: the assistant panel's status line, and chat.startStream streaming.
+"""NativeReply: one answer streamed with Slack's streaming API (THREADBOT_STREAMING=native).
 
-THREADBOT_STREAMING=native streams the model's Markdown with chat.startStream / appendStream /
-stopStream (standard Markdown in `markdown_text`, not mrkdwn). Anything the streaming API refuses
-hands the answer to a SlackReply (chat.update mode) without losing text: before the first append
-it posts the usual placeholder; mid-stream it stops the stream and edits that same message.
+The model's Markdown goes out with chat.startStream / appendStream / stopStream (standard Markdown in
+`markdown_text`, not mrkdwn). Anything the streaming API refuses hands the answer to a SlackReply
+(chat.update mode) without losing text: before the first append it posts the usual placeholder;
+mid-stream it stops the stream and edits that same message.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import string
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.errors import Failure
+from bot.messages import ToolUseBlock
 from bot.slack.edit_budget import EditBudget
-from bot.slack.reply import NO_ANSWER, SlackReply, StatusSink, retry_after_s
+from bot.slack.mrkdwn import failure_text
+from bot.slack.reply import NO_ANSWER, SlackReply, StatusSink
+from bot.slack.web_api import FAILURES, call, reason
 from tools.registry import Registry
 
 log = logging.getLogger(__name__)
 
-THINKING = "is thinking…"
-WORKING = "is working on it…"
-# What the assistant panel says while a tool runs ("threadbot is searching your documents…").
-TOOL_STATUSES = {
-    "search_docs": "is searching your documents…",
-    "get_weather": "is checking the forecast…",
-    "extract_record": "is extracting the details…",
-}
 MARKDOWN_TEXT_LIMIT = 12_000  # per startStream/appendStream call
-FINAL_DEADLINE_S = 600.0
-
-
-# --- the assistant panel's status line ------------------------------------------------------
-
-
-class ToolLines:
-    """Which tool a progress line (as the agent passes it to set_status) is about.
-
-    The agent hands the reply `registry.progress_line(name, input)`, not the tool name; each tool's
-    progress template (and the registry's fallback line) is turned back into a pattern here.
-    """
-
-    def __init__(self, registry: Registry | None):
-        self._patterns: list[tuple[str, re.Pattern[str]]] = []
-        for name in (registry.names if registry else []):
-            found = registry.get(name) if registry else None
-            lines = [f"Using {name.replace('_', ' ')}…"]
-            if found is not None and found.progress:
-                lines.append(found.progress)
-            for template in lines:
-                regex = "".join(re.escape(literal) + (".+?" if field is not None else "")
-                                for literal, field, _, _ in string.Formatter().parse(template))
-                self._patterns.append((name, re.compile(regex, re.DOTALL)))
-
-    def tool_for(self, line: str) -> str | None:
-        for name, pattern in self._patterns:
-            if pattern.fullmatch(line.strip()):
-                return name
-        return None
-
-    def status_for(self, lines: str) -> str:
-        for line in lines.splitlines():
-            name = self.tool_for(line) if line.strip() else None
-            if name:
-                return TOOL_STATUSES.get(name, f"is using {name.replace('_', ' ')}…")
-        return WORKING
-
-
-class AssistantStatus(StatusSink):
-    """assistant.threads.setStatus for one assistant thread: "is thinking…", tool progress, cleared.
-
-    The agent reports progress synchronously; the calls go out from a background task in order, and
-    only when the status actually changes. A failed call is logged, never fatal to the answer.
-    """
-
-    def __init__(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str, tools: ToolLines):
-        self.client = client
-        self.channel_id = channel_id
-        self.thread_ts = thread_ts
-        self.tools = tools
-        self._wanted = ""
-        self._shown: str | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def thinking(self) -> bool:
-        self._wanted = THINKING
-        return await self._send(THINKING)
-
-    def show(self, line: str | None) -> None:
-        self._wanted = self.tools.status_for(line) if line else ""
-        if self._wanted != self._shown and (self._task is None or self._task.done()):
-            self._task = asyncio.create_task(self._catch_up())
-
-    async def clear(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._wanted = ""
-        if self._shown != "":
-            await self._send("")
-
-    async def _catch_up(self) -> None:
-        while self._wanted != self._shown:
-            if not await self._send(self._wanted):
-                return
-
-    async def _send(self, status: str) -> bool:
-        try:
-            await self.client.assistant_threads_setStatus(channel_id=self.channel_id, thread_ts=self.thread_ts,
-                                                          status=status)
-        except SlackApiError as exc:
-            log.warning("assistant.threads.setStatus failed: %s", exc.response.get("error"))
-            self._shown = self._wanted  # don't retry in a loop; the next change tries again
-            return False
-        self._shown = status
-        return True
-
-
-# --- native streaming -------------------------------------------------------------------------
 
 
 class NativeReply:
@@ -143,8 +48,10 @@ class NativeReply:
         interval_s: float = 1.0,
         status: StatusSink | None = None,
         final_blocks: list[dict[str, Any]] | None = None,
+        registry: Registry | None = None,
     ):
         self.client = client
+        self.registry = registry if registry is not None else Registry()
         self.budget = budget
         self.stream_budget = stream_budget
         self.channel = channel
@@ -200,11 +107,11 @@ class NativeReply:
             if self.status is not None and self.ts is not None:
                 self.status.show(None)
 
-    def set_status(self, line: str | None) -> None:
+    def tools_started(self, tool_uses: Sequence[ToolUseBlock]) -> None:
         if self.fallback is not None:
-            self.fallback.set_status(line)
-        elif self.status is not None and line:
-            self.status.show(line)
+            self.fallback.tools_started(tool_uses)
+        elif self.status is not None and tool_uses:
+            self.status.show(self.registry.assistant_status(tool_uses[0].name))
         # Outside the assistant panel a stream cannot show a passing line (it only grows): skip it.
 
     def separate(self) -> None:
@@ -221,9 +128,10 @@ class NativeReply:
         await self._end(final, extra or None,
                         lambda reply: reply.finish(notice=notice, blocks_for_last=blocks_for_last))
 
-    async def fail(self, message: str) -> None:
+    async def fail(self, failure: Failure) -> None:
+        message = failure_text(failure)
         final = f"{self._markdown}\n\n{message}" if self._markdown.strip() else self._markdown + message
-        await self._end(final, None, lambda reply: reply.fail(message))
+        await self._end(final, None, lambda reply: reply.fail(failure))
 
     # --- internals --------------------------------------------------------------------------
 
@@ -272,12 +180,13 @@ class NativeReply:
 
     async def _open(self, markdown_text: str) -> bool:
         try:
-            response = await self.client.chat_startStream(
-                channel=self.channel, thread_ts=self.thread_ts, recipient_user_id=self.recipient_user_id,
-                recipient_team_id=self.recipient_team_id, **({"markdown_text": markdown_text} if markdown_text else {}))
-        except SlackApiError as exc:
             # Tier 2 and new: a refusal (also a 429) answers this one the proven way instead.
-            log.warning("chat.startStream failed (%s): answering with chat.update", exc.response.get("error"))
+            response = await call(
+                self.client, "chat.startStream", patient=False, channel=self.channel, thread_ts=self.thread_ts,
+                recipient_user_id=self.recipient_user_id, recipient_team_id=self.recipient_team_id,
+                **({"markdown_text": markdown_text} if markdown_text else {}))
+        except FAILURES as exc:
+            log.warning("chat.startStream failed (%s): answering with chat.update", reason(exc))
             await self._fall_back()
             return False
         self.ts = response["ts"]
@@ -286,36 +195,26 @@ class NativeReply:
         return True
 
     async def _append(self, piece: str, *, patient: bool) -> bool:
-        deadline = time.monotonic() + FINAL_DEADLINE_S
-        while True:
-            try:
-                await self.client.chat_appendStream(channel=self.channel, ts=self.ts, markdown_text=piece)
-                self.appends += 1
-                return True
-            except SlackApiError as exc:
-                if exc.response.status_code == 429:
-                    retry_after = retry_after_s(exc)
-                    self.stream_budget.pause(retry_after)
-                    if patient and time.monotonic() + retry_after < deadline:
-                        await self.stream_budget.acquire()
-                        continue
-                    return False  # an intermediate append: the text goes out with a later one
-                log.warning("chat.appendStream failed (%s): finishing with chat.update", exc.response.get("error"))
-                await self._fall_back()
-                return False
+        try:
+            await call(self.client, "chat.appendStream", patient=patient, budget=self.stream_budget,
+                       channel=self.channel, ts=self.ts, markdown_text=piece)
+        except FAILURES as exc:
+            if isinstance(exc, SlackApiError) and exc.response.status_code == 429:
+                return False  # an intermediate append: the text goes out with a later one
+            log.warning("chat.appendStream failed (%s): finishing with chat.update", reason(exc))
+            await self._fall_back()
+            return False
+        self.appends += 1
+        return True
 
     async def _stop(self, blocks: list[dict[str, Any]] | None) -> bool:
-        deadline = time.monotonic() + FINAL_DEADLINE_S
         while True:
             try:
-                await self.client.chat_stopStream(channel=self.channel, ts=self.ts,
-                                                  **({"blocks": blocks} if blocks else {}))
+                await call(self.client, "chat.stopStream", channel=self.channel, ts=self.ts,
+                           **({"blocks": blocks} if blocks else {}))
                 return True
-            except SlackApiError as exc:
-                error = exc.response.get("error")
-                if exc.response.status_code == 429 and time.monotonic() + retry_after_s(exc) < deadline:
-                    await asyncio.sleep(retry_after_s(exc))
-                    continue
+            except FAILURES as exc:
+                error = reason(exc)
                 if blocks and error in ("invalid_blocks", "msg_blocks_too_long"):
                     log.warning("stopStream refused the blocks (%s); stopping without them", error)
                     blocks = None
@@ -326,15 +225,16 @@ class NativeReply:
 
     async def _fall_back(self) -> None:
         reply = SlackReply(self.client, self.budget, channel=self.channel, thread_ts=self.thread_ts,
-                           interval_s=self.interval_s, status=self.status, final_blocks=self.final_blocks)
+                           interval_s=self.interval_s, status=self.status, final_blocks=self.final_blocks,
+                           registry=self.registry)
         if self.ts is None:
             await reply.start()
             reply.append(self._markdown)
         else:
             try:  # leave no message in streaming state; it may already be dead
-                await self.client.chat_stopStream(channel=self.channel, ts=self.ts)
-            except SlackApiError as exc:
-                log.info("chat.stopStream before falling back: %s", exc.response.get("error"))
+                await call(self.client, "chat.stopStream", patient=False, channel=self.channel, ts=self.ts)
+            except FAILURES as exc:
+                log.info("chat.stopStream before falling back: %s", reason(exc))
             reply.resume(self.ts, self._markdown)
         self.fallback = reply
 

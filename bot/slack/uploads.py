@@ -13,10 +13,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.conversation import reference_id
+from bot.errors import failure_for
 from bot.slack.edit_budget import EditBudget
-from bot.slack.mrkdwn import escape_mrkdwn
-from bot.slack.reply import MAX_RETRY_WAIT_S, retry_after_s
+from bot.slack.mrkdwn import escape_mrkdwn, failure_text
+from bot.slack.web_api import FAILURES, call, reason
 from bot.store import Store
 from knowledge.embed import make_embedder
 from knowledge.errors import FileTooLarge, KnowledgeError, WrongContent
@@ -82,7 +82,7 @@ def describe_scope(scope: str) -> str:
 
 async def file_info(client: AsyncWebClient, file_id: str) -> SharedFile:
     try:
-        response = await client.files_info(file=file_id)
+        response = await call(client, "files.info", file=file_id)
     except SlackApiError as exc:
         raise DownloadFailed(f"Slack wouldn't give me that file ({exc.response.get('error')}).") from None
     data: dict[str, Any] = response["file"]
@@ -161,11 +161,11 @@ class UploadProgress:
 
     async def start(self, text: str) -> None:
         try:
-            response = await _retry_429(lambda: self.client.chat_postMessage(
-                channel=self.channel, thread_ts=self.thread_ts, text=text))
-        except SlackApiError as exc:
+            response = await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts,
+                                  text=text)
+        except FAILURES as exc:
             # Ingestion still runs; finish() posts the outcome as a new message if it can.
-            log.warning("progress message failed: %s", exc.response.get("error"))
+            log.warning("progress message failed: %s", reason(exc))
             return
         self.ts = response["ts"]
         self._last_sent = asyncio.get_running_loop().time()
@@ -191,13 +191,10 @@ class UploadProgress:
             self._editing = True
             try:
                 self._last_sent = loop.time()
-                await self.client.chat_update(channel=self.channel, ts=self.ts, text=text)
-            except SlackApiError as exc:
-                if exc.response.status_code == 429 and self.budget is not None:
-                    self.budget.pause(_retry_after(exc))
-                log.warning("progress edit failed: %s", exc.response.get("error"))
-            except aiohttp.ClientError as exc:  # a skipped progress step is harmless; the outcome still follows
-                log.warning("progress edit failed: %s", type(exc).__name__)
+                await call(self.client, "chat.update", patient=False, budget=self.budget, channel=self.channel,
+                           ts=self.ts, text=text)
+            except FAILURES as exc:  # a skipped progress step is harmless; the outcome still follows
+                log.warning("progress edit failed: %s", reason(exc))
             finally:
                 self._editing = False
 
@@ -213,35 +210,13 @@ class UploadProgress:
                 task.cancel()
         try:
             if self.ts is None:
-                await _retry_429(lambda: self.client.chat_postMessage(
-                    channel=self.channel, thread_ts=self.thread_ts, text=text))
+                await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts, text=text)
                 return
             if self.budget is not None:
                 await self.budget.acquire()
-            await _retry_429(lambda: self.client.chat_update(channel=self.channel, ts=self.ts, text=text),
-                             budget=self.budget)
-        except SlackApiError as exc:
-            log.warning("final progress edit failed: %s", exc.response.get("error"))
-        except aiohttp.ClientError as exc:
-            log.warning("final progress edit failed: %s", type(exc).__name__)
-
-
-def _retry_after(exc: SlackApiError) -> float:
-    return min(retry_after_s(exc), MAX_RETRY_WAIT_S)
-
-
-async def _retry_429(call, *, attempts: int = 5, budget: EditBudget | None = None):
-    """Run a Slack call, waiting out 429s (Retry-After) a few times; other errors are raised at once."""
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except SlackApiError as exc:
-            if exc.response.status_code != 429 or attempt == attempts - 1:
-                raise
-            wait = _retry_after(exc)
-            if budget is not None:
-                budget.pause(wait)
-            await asyncio.sleep(wait)
+            await call(self.client, "chat.update", budget=self.budget, channel=self.channel, ts=self.ts, text=text)
+        except FAILURES as exc:
+            log.warning("final progress edit failed: %s", reason(exc))
 
 
 async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebClient, http: aiohttp.ClientSession,
@@ -258,12 +233,13 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
     loop = asyncio.get_running_loop()
     results = []
     for shared in files:
-        name = escape_mrkdwn(str(shared.get("name") or shared.get("title") or "file"))
+        title = str(shared.get("name") or shared.get("title") or "file")  # raw: a Failure is escaped when shown
+        name = escape_mrkdwn(title)
         progress = UploadProgress(client, channel=channel_id, thread_ts=thread_ts, budget=budget)
         await progress.start(f":inbox_tray: Downloading {name}…")
         try:
             file = await file_info(client, shared["id"])
-            name = escape_mrkdwn(file.name)
+            title, name = file.name, escape_mrkdwn(file.name)
             data = await download(http, file, token=token, settings=settings)
 
             def report(event: Progress, progress: UploadProgress = progress) -> None:  # in the worker thread
@@ -275,15 +251,10 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
                 store, make_embedder(settings), data=data, filename=file.name, mimetype=file.mimetype,
                 scope=scope, uploaded_by=user_id, slack_file_id=file.id, permalink=file.permalink,
                 progress=report, max_bytes=max_file_bytes(settings))
-        except KnowledgeError as exc:
-            ref = reference_id()
-            log.warning("upload of %s failed ref=%s: %s: %s", shared.get("id"), ref, type(exc).__name__, exc)
-            await progress.finish(f":warning: I couldn't add {name}. {escape_mrkdwn(exc.user_message())} (ref `{ref}`)")
-            continue
-        except Exception:
-            ref = reference_id()
-            log.exception("upload of %s failed ref=%s", shared.get("id"), ref)
-            await progress.finish(f":warning: Sorry, something went wrong while adding {name}. (ref `{ref}`)")
+        except Exception as exc:
+            failure = failure_for(exc, log=log, doing=f"upload of {shared.get('id')}", lead=f"I couldn't add {title}.",
+                                  generic=f"Sorry, something went wrong while adding {title}.")
+            await progress.finish(failure_text(failure))
             continue
         verb = "Replaced" if result.replaced else "Added"
         await progress.finish(

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(60)
 EVENTS: list[tuple[str, str, float]] = []
 
 
-@tool(progress="Waiting {seconds} s for {label}…")
+@tool(status="Waiting {seconds} s for {label}…")
 async def slow_echo(ctx: ToolContext, label: str, seconds: float) -> str:
     """Wait some seconds, then echo the label back (a test tool).
 
@@ -85,7 +85,7 @@ class Rig:
     def reply_for(self, turn: Turn) -> SlackReply:
         # A short edit interval so progress lines reach Slack while tools run, even when they are quick.
         return SlackReply(self.client, self.budget, channel=turn.channel_id, thread_ts=turn.thread_ts,
-                          interval_s=0.05)
+                          interval_s=0.05, registry=self.conversations.registry)
 
     async def ask(self, text: str, *, thread_ts: str | None = None) -> tuple[Turn, FakeMessage]:
         turn = self.turn(text, thread_ts=thread_ts)

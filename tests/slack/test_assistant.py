@@ -140,36 +140,49 @@ async def test_every_manifest_event_is_acked(bot: Bot):
         await bot.deliver(event)  # asserts HTTP 200: Bolt answers 404 when no listener matches
 
 
-def test_progress_lines_map_back_to_tool_statuses():
-    from bot.slack.stream_reply import ToolLines
+def test_tools_declare_their_assistant_status():
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.messages import ToolUseBlock
+    from bot.slack.edit_budget import EditBudget
+    from bot.slack.reply import SlackReply
     from tools.registry import Registry
 
-    tools = ToolLines(Registry.discover())
     registry = Registry.discover()
-    assert tools.status_for(registry.progress_line("search_docs", {"query": "vacation policy"})) == \
-        "is searching your documents…"
-    assert tools.status_for(registry.progress_line("search_docs", {})) == "is searching your documents…"
-    assert tools.status_for(registry.progress_line("get_weather", {"place": "Oslo"})) == "is checking the forecast…"
-    assert tools.status_for(registry.progress_line("extract_record", {"kind": "invoice", "text": "x"})) == \
-        "is extracting the details…"
-    parallel = "\n".join([registry.progress_line("get_weather", {"place": "Oslo"}),
-                          registry.progress_line("search_docs", {"query": "q"})])
-    assert tools.status_for(parallel) == "is checking the forecast…"
-    assert tools.status_for("Something else entirely") == "is working on it…"
+    assert registry.assistant_status("search_docs") == "is searching your documents…"
+    assert registry.assistant_status("get_weather") == "is checking the forecast…"
+    assert registry.assistant_status("extract_record") == "is extracting the details…"
+
+    class Panel:
+        def __init__(self) -> None:
+            self.shown: list[str | None] = []
+
+        async def thinking(self) -> bool: return True
+        def show(self, status: str | None) -> None: self.shown.append(status)
+        async def clear(self) -> None: ...
+
+    panel = Panel()
+    reply = SlackReply(AsyncWebClient(token="xoxb-unused"), EditBudget(), channel=ASSISTANT_DM, thread_ts="1.0",
+                       status=panel, registry=registry)
+    # Parallel calls: the panel has one line, the first tool's.
+    reply.tools_started([ToolUseBlock("t1", "get_weather", {"place": "Oslo"}), ToolUseBlock("t2", "search_docs", {})])
+    assert panel.shown[-1] == "is checking the forecast…"
+    reply.tools_started([ToolUseBlock("t3", "something_else_entirely", {})])
+    assert panel.shown[-1] == "is working on it…"
 
 
 async def test_status_refused_falls_back_to_a_placeholder():
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.slack.edit_budget import EditBudget
-    from bot.slack.stream_reply import AssistantStatus, ToolLines
+    from bot.slack.assistant_status import AssistantStatus
     from bot.slack.reply import SlackReply
 
     async with FakeSlack() as slack:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         thread_ts = fs.next_ts()
         slack.fail_next("assistant.threads.setStatus", "channel_not_found")
-        status = AssistantStatus(client, channel_id=ASSISTANT_DM, thread_ts=thread_ts, tools=ToolLines(None))
+        status = AssistantStatus(client, channel_id=ASSISTANT_DM, thread_ts=thread_ts)
         reply = SlackReply(client, EditBudget(), channel=ASSISTANT_DM, thread_ts=thread_ts, status=status, interval_s=5)
         await reply.start()
         reply.append("Done.")

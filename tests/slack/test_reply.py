@@ -7,6 +7,8 @@ import time
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.errors import Failure
+from bot.messages import ToolUseBlock
 from bot.slack.edit_budget import EditBudget
 from bot.slack.listeners.feedback import feedback_blocks
 from bot.slack.mrkdwn import to_mrkdwn
@@ -14,6 +16,8 @@ from bot.slack.reply import PART_LIMIT, SlackReply
 from bot.slack.split import split_message
 from tests.fakes import slack as fs
 from tests.fakes.slack import FakeSlack
+from tools.context import ToolContext
+from tools.registry import Registry, tool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -161,10 +165,16 @@ async def test_refused_blocks_still_deliver_the_text(slack, client):
 
 async def test_status_line_shows_while_a_tool_runs_and_is_gone_at_the_end(slack, client):
     thread_ts = slack.add_message(fs.CHANNEL_ID, "q")
-    reply = SlackReply(client, EditBudget(), channel=fs.CHANNEL_ID, thread_ts=thread_ts, interval_s=0.05)
+    @tool(status="Searching documents for “x<y”…")
+    async def search_docs(ctx: ToolContext, query: str) -> str:
+        """Search (a test tool)."""
+        return query
+
+    reply = SlackReply(client, EditBudget(), channel=fs.CHANNEL_ID, thread_ts=thread_ts, interval_s=0.05,
+                       registry=Registry([search_docs]))
     await reply.start()
     reply.append("Let me look.")
-    reply.set_status("Searching documents for “x<y”…")
+    reply.tools_started([ToolUseBlock("toolu_1", "search_docs", {"query": "x<y"})])
     await slack.wait_for(lambda: any("Searching" in c.params.get("text", "") for c in slack.calls("chat.update")))
     reply.separate()
     reply.append("Found it.")
@@ -179,7 +189,7 @@ async def test_fail_keeps_the_partial_answer_and_adds_one_sentence(slack, client
     reply = SlackReply(client, EditBudget(), channel=fs.CHANNEL_ID, thread_ts=thread_ts, interval_s=5)
     await reply.start()
     reply.append("Half an")
-    await reply.fail(":warning: Sorry, something went wrong on my side while answering. (ref `ab12cd34`)")
+    await reply.fail(Failure("Sorry, something went wrong on my side while answering.", "ab12cd34"))
     [message] = bot_parts(slack, fs.CHANNEL_ID, thread_ts)
     assert message.text == "Half an\n\n:warning: Sorry, something went wrong on my side while answering. (ref `ab12cd34`)"
 

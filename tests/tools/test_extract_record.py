@@ -105,7 +105,7 @@ def test_tool_schema(registry: Registry) -> None:
         },
         "required": ["kind", "text"],
     }
-    assert registry.progress_line("extract_record", {"kind": "invoice", "text": "…"}) == \
+    assert registry.status_line("extract_record", {"kind": "invoice", "text": "…"}) == \
         "Extracting the invoice details…"
 
 

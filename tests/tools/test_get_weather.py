@@ -75,9 +75,9 @@ def test_schema(registry: Registry) -> None:
     jsonschema.Draft202012Validator.check_schema(spec.input_schema)
 
 
-def test_progress_line(registry: Registry) -> None:
-    assert registry.progress_line("get_weather", {"place": "Lisbon"}) == "Checking the forecast for Lisbon…"
-    assert registry.progress_line("get_weather", {}) == "Using get weather…"
+def test_status_line(registry: Registry) -> None:
+    assert registry.status_line("get_weather", {"place": "Lisbon"}) == "Checking the forecast for Lisbon…"
+    assert registry.status_line("get_weather", {}) == "Using get weather…"
 
 
 async def test_lisbon_with_units_and_resolved_place(registry, ctx, fake: FakeOpenMeteo) -> None:

@@ -1,4 +1,4 @@
-"""The tool registry: discovery, derived schemas, argument validation, error results, progress lines."""
+"""The tool registry: discovery, derived schemas, argument validation, error results, status lines."""
 from __future__ import annotations
 
 import asyncio
@@ -38,7 +38,7 @@ async def ctx(tmp_path):
 # --- tools used by these tests ----------------------------------------------------------------
 
 
-@tool(progress="Greeting {name} in {language}…")
+@tool(status="Greeting {name} in {language}…")
 async def greet_person(ctx: ToolContext, name: str, times: Annotated[int, Field(ge=1, le=5)] = 1,
                        language: Literal["en", "pt"] = "en") -> str:
     """Greet someone by name.
@@ -184,7 +184,7 @@ def test_adding_a_tool_is_one_new_module(tmp_path, monkeypatch: pytest.MonkeyPat
         from tools.context import ToolContext
         from tools.registry import tool
 
-        @tool(progress="Rolling {sides}-sided dice…")
+        @tool(status="Rolling {sides}-sided dice…")
         async def roll_dice(ctx: ToolContext, sides: int = 6) -> str:
             """Roll a die.
 
@@ -202,7 +202,7 @@ def test_adding_a_tool_is_one_new_module(tmp_path, monkeypatch: pytest.MonkeyPat
     assert registry.names == ["roll_dice"]
     assert registry.specs()[0].input_schema["properties"]["sides"] == {
         "type": "integer", "default": 6, "description": "Number of sides."}
-    assert registry.progress_line("roll_dice", {"sides": 20}) == "Rolling 20-sided dice…"
+    assert registry.status_line("roll_dice", {"sides": 20}) == "Rolling 20-sided dice…"
 
 
 @pytest.mark.parametrize(
@@ -306,11 +306,11 @@ async def test_run_is_cancellation_safe(registry: Registry, ctx: ToolContext) ->
     assert SLOW_STATE == {"cancelled": True}
 
 
-# --- progress lines ---------------------------------------------------------------------------
+# --- status lines ---------------------------------------------------------------------------
 
 
-def test_progress_line_is_rendered_from_arguments(registry: Registry) -> None:
-    assert registry.progress_line("greet_person", {"name": "Ana", "language": "pt"}) == "Greeting Ana in pt…"
+def test_status_line_is_rendered_from_arguments(registry: Registry) -> None:
+    assert registry.status_line("greet_person", {"name": "Ana", "language": "pt"}) == "Greeting Ana in pt…"
 
 
 @pytest.mark.parametrize(
@@ -318,24 +318,24 @@ def test_progress_line_is_rendered_from_arguments(registry: Registry) -> None:
     [("greet_person", {}), ("greet_person", {"name": "Ana"}), ("greet_person", None),
      ("greet_person", {"name": "", "language": "en"})],
 )
-def test_progress_line_with_missing_arguments_falls_back(registry: Registry, name: str, input) -> None:
-    assert registry.progress_line(name, input) == "Using greet person…"
+def test_status_line_with_missing_arguments_falls_back(registry: Registry, name: str, input) -> None:
+    assert registry.status_line(name, input) == "Using greet person…"
 
 
-def test_progress_line_for_unknown_or_unmarked_tools(registry: Registry) -> None:
-    assert registry.progress_line("launch_rockets", {"x": 1}) == "Using launch rockets…"
-    assert registry.progress_line("explode_now", {"reason": "x"}) == "Using explode now…"
+def test_status_line_for_unknown_or_unmarked_tools(registry: Registry) -> None:
+    assert registry.status_line("launch_rockets", {"x": 1}) == "Using launch rockets…"
+    assert registry.status_line("explode_now", {"reason": "x"}) == "Using explode now…"
 
 
-def test_progress_line_values_are_short_single_lines_without_slack_markup(registry: Registry) -> None:
-    line = registry.progress_line("greet_person", {"name": "<!channel>\nhi", "language": "x" * 200})
+def test_status_line_values_are_short_single_lines_without_slack_markup(registry: Registry) -> None:
+    line = registry.status_line("greet_person", {"name": "<!channel>\nhi", "language": "x" * 200})
     assert line.startswith("Greeting !channel hi in xxx")
     assert "<" not in line and "\n" not in line
     assert len(line) < 100
 
 
-def test_progress_line_survives_a_bad_template() -> None:
-    @tool(progress="Odd {0} {place.attr}")
+def test_status_line_survives_a_bad_template() -> None:
+    @tool(status="Odd {0} {place.attr}")
     async def odd_template(ctx: ToolContext, place: str) -> str:
         """Odd.
 
@@ -345,4 +345,4 @@ def test_progress_line_survives_a_bad_template() -> None:
         return place
 
     registry = Registry([odd_template])
-    assert registry.progress_line("odd_template", {"place": "Lisbon"}) == "Using odd template…"
+    assert registry.status_line("odd_template", {"place": "Lisbon"}) == "Using odd template…"

@@ -9,10 +9,10 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Runtime
+from bot.slack.web_api import FAILURES, call, reason
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             return
         channel_id, thread_ts = thread
         try:
-            await client.assistant_threads_setSuggestedPrompts(channel_id=channel_id, thread_ts=thread_ts,
-                                                               title=PROMPTS_TITLE, prompts=SUGGESTED_PROMPTS)
-        except SlackApiError as exc:
-            log.warning("assistant.threads.setSuggestedPrompts failed: %s", exc.response.get("error"))
+            await call(client, "assistant.threads.setSuggestedPrompts", channel_id=channel_id, thread_ts=thread_ts,
+                       title=PROMPTS_TITLE, prompts=SUGGESTED_PROMPTS)
+        except FAILURES as exc:
+            log.warning("assistant.threads.setSuggestedPrompts failed: %s", reason(exc))
 
     async def handle_assistant_thread_context_changed(event: dict[str, Any]) -> None:
         _record_thread(runtime, event)

@@ -8,8 +8,8 @@ from typing import Awaitable
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
-from bot.conversation import reference_id
-from bot.errors import ThreadbotError
+from bot.errors import failure_for
+from bot.slack.mrkdwn import failure_text
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,4 @@ async def _or_failure(task: "asyncio.Future[str]", *, name: str, failure: str) -
 
 
 def _failure(exc: Exception, *, name: str, failure: str) -> str:
-    ref = reference_id()
-    if isinstance(exc, ThreadbotError):
-        log.warning("%s failed ref=%s: %s: %s", name, ref, type(exc).__name__, exc)
-        return f":warning: {exc.user_message()} (ref `{ref}`)"
-    log.error("%s failed ref=%s", name, ref, exc_info=exc)
-    return f":warning: {failure} (ref `{ref}`)"
+    return failure_text(failure_for(exc, log=log, doing=name, generic=failure))

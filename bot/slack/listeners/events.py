@@ -6,15 +6,16 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import Turn
 from bot.slack.listeners.feedback import feedback_blocks
-from bot.slack.stream_reply import AssistantStatus, NativeReply, ToolLines
+from bot.slack.assistant_status import AssistantStatus
 from bot.slack.reply import SlackReply
+from bot.slack.stream_reply import NativeReply
 from bot.services import Runtime
 from bot.slack.uploads import ingest_shared_files
+from bot.slack.web_api import FAILURES, call, reason
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +87,15 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
 def build_reply(runtime: Runtime, client: AsyncWebClient, turn: Turn, *, assistant: bool) -> SlackReply | NativeReply:
     """The reply for one turn: chat.update edits or Slack's streaming API (THREADBOT_STREAMING), with
     the panel's status line in assistant threads and 👍/👎 under the finished answer."""
-    status = AssistantStatus(client, channel_id=turn.channel_id, thread_ts=turn.thread_ts,
-                             tools=ToolLines(runtime.registry)) if assistant else None
+    status = AssistantStatus(client, channel_id=turn.channel_id, thread_ts=turn.thread_ts) if assistant else None
     blocks = feedback_blocks(runtime.model)
     if runtime.settings.streaming == "native":
         return NativeReply(client, runtime.budget, stream_budget=runtime.stream_budget, channel=turn.channel_id,
                            thread_ts=turn.thread_ts, recipient_user_id=turn.user_id,
-                           recipient_team_id=turn.team_id or None, status=status, final_blocks=blocks)
+                           recipient_team_id=turn.team_id or None, status=status, final_blocks=blocks,
+                           registry=runtime.registry)
     return SlackReply(client, runtime.budget, channel=turn.channel_id, thread_ts=turn.thread_ts, status=status,
-                      final_blocks=blocks)
+                      final_blocks=blocks, registry=runtime.registry)
 
 
 def _is_assistant_thread(runtime: Runtime, event: dict[str, Any], channel: str, thread_ts: str) -> bool:
@@ -123,9 +124,10 @@ async def _set_title(client: AsyncWebClient, channel: str, thread_ts: str, quest
     first_line = " ".join(question.split())
     title = first_line if len(first_line) <= TITLE_CHARS else first_line[:TITLE_CHARS - 1].rstrip() + "…"
     try:
-        await client.assistant_threads_setTitle(channel_id=channel, thread_ts=thread_ts, title=title)
-    except SlackApiError as exc:
-        log.warning("assistant.threads.setTitle failed: %s", exc.response.get("error"))
+        await call(client, "assistant.threads.setTitle", patient=False, channel_id=channel, thread_ts=thread_ts,
+                   title=title)
+    except FAILURES as exc:
+        log.warning("assistant.threads.setTitle failed: %s", reason(exc))
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:

@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Runtime
+from bot.slack.web_api import FAILURES, call, reason
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             model=model or None, thread_ts=thread_ts,
         )
         try:  # visible acknowledgement for the clicker only
-            await client.chat_postEphemeral(channel=channel_id, user=user_id, text=THANKS[vote],
-                                            **({"thread_ts": thread_ts} if thread_ts else {}))
-        except SlackApiError as exc:
-            log.info("feedback thanks not shown: %s", exc.response.get("error"))
+            await call(client, "chat.postEphemeral", patient=False, channel=channel_id, user=user_id,
+                       text=THANKS[vote], **({"thread_ts": thread_ts} if thread_ts else {}))
+        except FAILURES as exc:
+            log.info("feedback thanks not shown: %s", reason(exc))
 
     app.action(FEEDBACK_ACTION_ID)(handle_answer_feedback)
