@@ -1,6 +1,7 @@
 """Settings: the one place that reads the environment (and `.env`)."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
 
     model: str = Field("claude-sonnet-4-6", alias="THREADBOT_MODEL", min_length=1)
-    max_tokens: int = Field(1024, alias="THREADBOT_MAX_TOKENS", ge=1, le=128_000)
+    max_tokens: int = Field(4096, alias="THREADBOT_MAX_TOKENS", ge=1, le=128_000)
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, alias="THREADBOT_SYSTEM_PROMPT")
     db_path: Path = Field(Path("./threadbot.db"), alias="THREADBOT_DB")
     embedder: Literal["local", "openai"] = Field("local", alias="THREADBOT_EMBEDDER")
@@ -88,25 +89,43 @@ class Settings(BaseSettings):
 
     def require_slack(self) -> None:
         """Check what `threadbot run` needs; raises ConfigError naming the variable."""
-        token = _secret(self.slack_bot_token)
+        token = secret_value(self.slack_bot_token)
         if not token:
             raise ConfigError("SLACK_BOT_TOKEN is not set: set it to your app's bot token (xoxb-…).")
         if not token.startswith("xoxb-"):
             raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
-        app_token = _secret(self.slack_app_token)
+        app_token = secret_value(self.slack_app_token)
         if self.slack_app_token is not None and not app_token.startswith("xapp-"):
             raise ConfigError(
                 "SLACK_APP_TOKEN must be an app-level token starting with xapp- (or unset it for HTTP mode)."
             )
-        if not self.socket_mode and not _secret(self.slack_signing_secret):
+        if not self.socket_mode and not secret_value(self.slack_signing_secret):
             raise ConfigError(
                 "SLACK_SIGNING_SECRET is not set: HTTP mode needs your app's signing secret "
                 "(or set SLACK_APP_TOKEN to use Socket Mode)."
             )
 
 
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value() if value is not None else ""
+# Key-shaped strings (OpenAI/Anthropic keys, Slack tokens) that a server or proxy may echo back.
+_KEY_PATTERN = re.compile(r"\b(sk-|xox[abpe]-|xapp-)[A-Za-z0-9_\-*]{6,}")
+REDACTED = "[redacted]"
+
+
+def secret_value(value: object) -> str:
+    """The plain text of a setting that holds a secret (SecretStr) or a URL (str); "" when unset."""
+    if value is None:
+        return ""
+    getter = getattr(value, "get_secret_value", None)
+    return (getter() if getter else str(value)).strip()
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """`text` with the given secrets and anything shaped like an API key or Slack token redacted, so
+    an error message that echoes one never reaches a log, the database or a user (invariant 6)."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, REDACTED)
+    return _KEY_PATTERN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
 
 
 def load_settings(**overrides: object) -> Settings:

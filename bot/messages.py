@@ -152,3 +152,6 @@ class ModelRequest:
     tool_choice: str | None = None
     # Index into messages after which a cache breakpoint goes (prompt caching); None = no history marker.
     cache_history_at: int | None = None
+    # Our token count of system + tools + messages (before the safety factor), carried with the request so
+    # the meter can calibrate the estimate against the reported input; None when nobody estimated it.
+    estimated_input_tokens: int | None = None

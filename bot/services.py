@@ -13,7 +13,7 @@ from bot.conversation import Conversations
 from bot.slack.edit_budget import EditBudget
 from bot.llm import provider_for
 from bot.llm.base import Provider
-from bot.accounting.pricing import configure as configure_pricing
+from bot.llm.catalog import configure as configure_catalog
 from bot.store import Store
 from knowledge.embed import make_embedder
 from knowledge.ingest import reembed
@@ -40,7 +40,7 @@ class Runtime:
     @classmethod
     async def create(cls, settings: Settings) -> "Runtime":
         provider, model = provider_for(settings)
-        configure_pricing(settings.pricing_file)
+        configure_catalog(settings.pricing_file)
         store = Store(settings.db_path)
         store.prune_events()  # Slack retries within hours; a week of de-dup keys is plenty
         registry = Registry.discover()

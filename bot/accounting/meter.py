@@ -1,5 +1,4 @@
-"""Metered model calls: every call writes exactly one usage row, also when it fails, and calibrates
-the token estimate against what the provider reports."""
+"""Metered model calls: one usage row per call, also a failed one; each estimate calibrates the catalog."""
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-from bot.conversation.context_window import calibrate
-from bot.errors import ModelError
-from bot.llm.base import Provider
-from bot.messages import Message, MessageDone, ModelRequest, StreamEvent, Usage
 from bot.accounting.pricing import cost_usd
+from bot.errors import ModelError
+from bot.llm import catalog
+from bot.llm.base import Provider
+from bot.messages import MessageDone, ModelRequest, StreamEvent, Usage
 from bot.store import Store, UsageRow
 
 log = logging.getLogger(__name__)
@@ -30,27 +29,17 @@ class Attribution:
 
 
 class Meter:
-    """Wraps a provider so each call is accounted to one Slack user (DESIGN invariant 4)."""
+    """Wraps a provider so each call is accounted to one Slack user (invariant 4)."""
 
     def __init__(self, store: Store, provider: Provider, attribution: Attribution):
         self.store = store
         self.provider = provider
         self.attribution = attribution
-        # (the request's message list, our estimate of its whole prompt) from the prepare step.
-        self._expected: tuple[list[Message], int] | None = None
-
-    def expect_input_tokens(self, messages: list[Message], estimated: int) -> None:
-        """Our pre-call estimate (system + tools + `messages`, before the safety factor) for the request
-        that will carry exactly this message list; its reported input tokens calibrate bot.budget."""
-        self._expected = (messages, estimated)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         started = time.monotonic()
-        estimated: int | None = None
-        # Matched by identity: a nested tool call (extract_record) sends other messages and is not
-        # the request that was estimated.
-        if self._expected is not None and self._expected[0] is request.messages:
-            estimated, self._expected = self._expected[1], None
+        # Only the agent's own calls carry an estimate; nested tool calls (extract_record) do not.
+        estimated = request.estimated_input_tokens
         recorded = False
         try:
             async for event in self.provider.stream(request):
@@ -82,7 +71,7 @@ class Meter:
 
     def _calibrate(self, model: str, estimated: int, usage: Usage) -> None:
         reported = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
-        factor = calibrate(estimated, reported, model=model)
+        factor = catalog.calibrate(estimated, reported, model=model)
         log.debug("token estimate %d vs reported %d for %s: safety factor now %.3f",
                   estimated, reported, model, factor)
 

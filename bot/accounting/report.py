@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from bot.accounting.pricing import PRICES_AS_OF
+from bot.llm.catalog import PRICES_AS_OF
 from bot.store.usage import UsageTotals
 
 if TYPE_CHECKING:

@@ -222,7 +222,7 @@ class Console:
             self.screen.failure(f"⚠ {GENERIC_FAILURE} (ref {ref})")
 
     def _close_interrupted(self, partial: str) -> None:
-        """Keep stored history a valid request after Ctrl-C (DESIGN invariant 3): if Conversations
+        """Keep stored history a valid request after Ctrl-C (invariant 3): if Conversations
         did not close the turn itself, the user's message gets an answer holding what was shown."""
         conversation_id = self._conversation_id()
         last = self.store.history(conversation_id)[-1:]

@@ -10,17 +10,17 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.conversation.agent import Agent, ReplySink
-from bot.conversation.context_window import cache_point, trim_history
-from bot.config import Settings
-from bot.errors import Failure, Interrupted, LimitExceeded, failure_for
-from bot.conversation.history import repair
 from bot.accounting.limits import check_and_reserve
-from bot.llm.base import Provider
-from bot.messages import Message, TextBlock
 from bot.accounting.meter import Attribution, Meter
-from bot.store import Store, StoredMessage
-from bot.llm.tokens import count_message_tokens, count_text_tokens, count_tools_tokens
+from bot.config import Settings
+from bot.conversation.agent import Agent, ReplySink
+from bot.conversation.history import repair
+from bot.conversation.transcript import Counted, Transcript
+from bot.errors import Failure, Interrupted, LimitExceeded, failure_for
+from bot.llm.base import Provider
+from bot.llm.tokens import count_message_tokens
+from bot.messages import Message, TextBlock
+from bot.store import Store
 from tools.context import ToolContext
 from tools.registry import Registry
 
@@ -73,7 +73,6 @@ class Conversations:
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._waiting: dict[tuple[str, str], int] = defaultdict(int)
         self._active: set[asyncio.Task[None]] = set()
-        self._fixed_tokens = count_text_tokens(settings.system_prompt) + count_tools_tokens(registry.specs())
 
     async def handle(self, turn: Turn, reply: Reply) -> None:
         text = turn.text.strip()
@@ -112,25 +111,12 @@ class Conversations:
         user_tokens = count_message_tokens(user_message)
         self.store.append_messages(conversation_id, [user_message], token_counts=[user_tokens],
                                    user_id=turn.user_id, slack_ts=turn.ts)
-        originals = [m.message for m in stored] + [user_message]
-        history = repair(originals)
-        if history == originals:  # the usual case: nothing repaired, so the stored counts apply as they are
-            history = originals
-        counts = {id(m.message): m.token_count for m in stored}
-        counts[id(user_message)] = user_tokens
-
-        def persist(messages: list[Message]) -> None:
-            tokens = [count_message_tokens(m) for m in messages]
-            for message, count in zip(messages, tokens):
-                counts[id(message)] = count
-            self.store.append_messages(conversation_id, messages, token_counts=tokens)
-
-        def prepare(messages: list[Message]) -> tuple[list[Message], int | None]:
-            rows = [StoredMessage(id=i, message=m, token_count=counts.get(id(m))) for i, m in enumerate(messages)]
-            trimmed = trim_history(rows, model=self.model, max_tokens=self.settings.max_tokens,
-                                   system_tokens=self._fixed_tokens, tools_tokens=0)
-            meter.expect_input_tokens(trimmed.messages, self._fixed_tokens + trimmed.estimated_tokens)
-            return trimmed.messages, cache_point(trimmed.messages)
+        entries = [Counted(m.message, m.token_count) for m in stored] + [Counted(user_message, user_tokens)]
+        originals = [entry.message for entry in entries]
+        repaired = repair(originals)
+        if repaired != originals:  # rare (a crash or an old bug): the repaired messages are counted when needed
+            entries = [Counted(m, None) for m in repaired]
+        transcript = Transcript(self.store, conversation_id, entries)
 
         meter = Meter(self.store, self.provider, Attribution(
             team_id=turn.team_id, user_id=turn.user_id, channel_id=turn.channel_id,
@@ -141,8 +127,7 @@ class Conversations:
             viewing_channel_id=turn.viewing_channel_id,
         )
         try:
-            outcome = await self.agent.run(history, ctx=ctx, reply=reply, stream=meter.stream,
-                                           persist=persist, prepare=prepare)
+            outcome = await self.agent.run(transcript, ctx=ctx, reply=reply, stream=meter.stream)
         except asyncio.CancelledError:
             # Shutting down mid-answer: tell the user and close the turn rather than leave "Thinking…".
             await self._fail(conversation_id, reply, Interrupted())

@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Protocol, Sequence
 
-from bot.errors import ModelUnavailable, ToolRoundLimit
 from bot.conversation.history import INTERRUPTED
+from bot.conversation.transcript import Transcript
+from bot.errors import ModelUnavailable, ToolRoundLimit
+from bot.llm.tokens import count_text_tokens, count_tools_tokens
 from bot.messages import (
     Message,
     MessageDone,
@@ -70,25 +72,25 @@ class Agent:
         self.max_tokens = max_tokens
         self.system_prompt = system_prompt
         self.model = model
+        # What the system prompt and the tool definitions add to every request.
+        self.fixed_tokens = count_text_tokens(system_prompt) + count_tools_tokens(registry.specs())
 
     async def run(
         self,
-        history: list[Message],
+        transcript: Transcript,
         *,
         ctx: ToolContext,
         reply: ReplySink,
         stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],
-        persist: Callable[[list[Message]], None],
-        prepare: Callable[[list[Message]], tuple[list[Message], int | None]],
     ) -> TurnOutcome:
-        """Run one turn. `history` ends with the user's message; every message the turn produces is
-        handed to `persist` as soon as it is complete (tool_use with its tool_result together), so
-        the stored history stays a valid request even if the turn dies half-way.
+        """Run one turn. The transcript ends with the user's message; every message the turn produces is
+        recorded as soon as it is complete (tool_use with its tool_result together), so the stored
+        history stays a valid request even if the turn dies half-way.
 
         Model errors (bot.errors.ModelError) propagate: the caller closes the turn. Tool failures
         never do; they go back to the model as error results."""
-        messages = list(history)
         specs = self.registry.specs()
+        persist = transcript.record
         rounds = 0
         while True:
             if rounds >= self.max_rounds:
@@ -98,10 +100,11 @@ class Agent:
                 persist([Message("assistant", [TextBlock(ROUND_LIMIT_SENTENCE)])])
                 return TurnOutcome(stop_reason="round_limit", rounds=rounds, notice=ROUND_LIMIT_SENTENCE)
             rounds += 1
-            window, cache_at = prepare(messages)
+            window = transcript.window(model=self.model, max_tokens=self.max_tokens, fixed_tokens=self.fixed_tokens)
             request = ModelRequest(
-                model=self.model, system=self.system_prompt, messages=window, max_tokens=self.max_tokens,
-                tools=specs, cache_history_at=cache_at,
+                model=self.model, system=self.system_prompt, messages=window.messages, max_tokens=self.max_tokens,
+                tools=specs, cache_history_at=window.cache_history_at,
+                estimated_input_tokens=window.estimated_input_tokens,
             )
             done = await self._call(request, stream, reply)
             assistant = done.message
@@ -127,9 +130,7 @@ class Agent:
                 # thread keeps its tool context and stays valid; the caller closes the turn.
                 persist([assistant, Message("user", [ToolResultBlock(u.id, INTERRUPTED, True) for u in tool_uses])])
                 raise
-            tool_message = Message("user", results)
-            persist([assistant, tool_message])
-            messages += [assistant, tool_message]
+            persist([assistant, Message("user", results)])
             reply.separate()
 
     async def _call(self, request: ModelRequest, stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],

@@ -1,132 +1,45 @@
 """Fitting thread history into the model's context window, and where the rolling cache point goes.
 
-Token estimates come from tiktoken's cl100k/o200k (bot/tokens.py). For OpenAI models that is the real
-tokenizer; Claude's tokenizer is not public and counts *more* tokens than cl100k for the same text
-(roughly 1.1-1.3x on English and code, more on newer Claude tokenizers). So for Claude the estimate
-is multiplied by CLAUDE_SAFETY_FACTOR = 1.35 and a fixed SAFETY_MARGIN of tokens is kept free on top
-of `max_tokens`. No real API is reachable here to measure against, so the factor is deliberately on
-the high side: over-estimating only drops an old turn a little early, under-estimating fails the call.
-`calibrate()` lets the caller feed back real `input_tokens` reports; it tightens or widens the factor
-per model within [1.0, 2.0].
+The window and the safety factor our token estimate is multiplied by come from the model catalog
+(bot/llm/catalog.py); a fixed SAFETY_MARGIN of tokens is kept free on top of `max_tokens`.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 from bot.errors import MessageTooLarge, PromptTooLong
+from bot.llm import catalog
+from bot.llm.tokens import count_message_tokens
 from bot.messages import Message, ToolResultBlock
-from bot.store.conversations import StoredMessage
-from bot.llm.tokens import bare_model_id, count_message_tokens
 
 SAFETY_MARGIN = 1024
-CLAUDE_SAFETY_FACTOR = 1.35
-OPENAI_SAFETY_FACTOR = 1.05  # same tokenizer; covers framing we do not count exactly
-DEFAULT_SAFETY_FACTOR = 1.25  # local models: their tokenizers differ from cl100k in either direction
-# Unknown and local models (Ollama, vLLM, LM Studio …): small on purpose. Ollama in particular
-# truncates silently beyond its num_ctx, which is worse than trimming. Override per model.
-DEFAULT_CONTEXT_WINDOW = 8_192
-
-# Longest matching prefix (at a `-` boundary, or exact) wins.
-CONTEXT_WINDOWS: dict[str, int] = {
-    "claude-": 200_000,
-    "claude-opus-5": 1_000_000,
-    "claude-sonnet-5": 1_000_000,
-    "claude-haiku-5": 1_000_000,
-    "claude-fable-5": 1_000_000,
-    "gpt-4o": 128_000,
-    "chatgpt-4o": 128_000,
-    "gpt-4.1": 1_047_576,
-    "gpt-4-turbo": 128_000,
-    "gpt-4": 8_192,
-    "gpt-3.5-turbo": 16_385,
-    "gpt-5": 272_000,  # 400k total, of which 272k input
-    "o1": 200_000,
-    "o1-mini": 128_000,
-    "o3": 200_000,
-    "o4-mini": 200_000,
-}
-
-_overrides: dict[str, int] = {}
-_calibrated: dict[str, float] = {}
-_lock = threading.Lock()
 
 
-def set_context_window(model: str, tokens: int) -> None:
-    """Operator override (e.g. from the pricing file's `context_window`): exact id or a family prefix."""
-    if tokens < 1024:
-        raise ValueError("a context window below 1024 tokens cannot hold a conversation")
-    with _lock:
-        _overrides[model] = tokens
+class CountedMessage(Protocol):
+    """A message with its token estimate, if known (a stored row, or one the current turn produced)."""
 
+    @property
+    def message(self) -> Message: ...
 
-def context_window(model: str) -> int:
-    """Input+output tokens the model accepts; DEFAULT_CONTEXT_WINDOW when the model is unknown."""
-    for table in (_overrides, CONTEXT_WINDOWS):
-        hit = _lookup(table, model)
-        if hit is not None:
-            return hit
-    return DEFAULT_CONTEXT_WINDOW
-
-
-def _lookup(table: dict[str, int], model: str) -> int | None:
-    bare = bare_model_id(model)
-    for candidate in (model, bare):
-        if candidate in table:
-            return table[candidate]
-    best = None
-    for key in table:
-        if bare.startswith(key) and (key.endswith("-") or bare[len(key)] in "-:@") and (
-            best is None or len(key) > len(best)
-        ):
-            best = key
-    return table[best] if best is not None else None
-
-
-def safety_factor(model: str) -> float:
-    with _lock:
-        if model in _calibrated:
-            return _calibrated[model]
-    bare = bare_model_id(model)
-    if bare.startswith("claude"):
-        return CLAUDE_SAFETY_FACTOR
-    if bare.startswith(("gpt-", "chatgpt-", "o1", "o3", "o4")) and not model.startswith("openai:"):
-        return OPENAI_SAFETY_FACTOR
-    return DEFAULT_SAFETY_FACTOR
-
-
-def calibrate(estimated: int, reported_input_tokens: int, *, model: str) -> float:
-    """Feed back one call: `estimated` = our count of system+tools+messages, `reported_input_tokens` =
-    input + cache_creation + cache_read tokens from the provider. Returns the factor now in use.
-
-    The factor moves towards the observed ratio plus 10 % headroom (an exponential average, so one
-    odd call does not swing it) and stays within [1.0, 2.0]."""
-    if estimated <= 0 or reported_input_tokens <= 0:
-        return safety_factor(model)
-    observed = reported_input_tokens / estimated * 1.10
-    current = safety_factor(model)
-    updated = min(2.0, max(1.0, 0.8 * current + 0.2 * observed))
-    with _lock:
-        _calibrated[model] = updated
-    return updated
+    @property
+    def token_count(self) -> int | None: ...
 
 
 def input_budget(*, model: str, max_tokens: int) -> int:
     """Estimated (pre-factor) tokens the prompt may have: window - max_tokens - margin, / factor."""
-    room = context_window(model) - max_tokens - SAFETY_MARGIN
-    return max(0, int(room / safety_factor(model)))
+    room = catalog.context_window(model) - max_tokens - SAFETY_MARGIN
+    return max(0, int(room / catalog.safety_factor(model)))
 
 
 @dataclass(frozen=True)
 class Trimmed:
     messages: list[Message]
     estimated_tokens: int  # history only, before the safety factor
-    dropped: int  # stored messages left out
 
 
 def fit_history(
-    messages: Sequence[StoredMessage | Message],
+    messages: Sequence[CountedMessage | Message],
     *,
     model: str,
     max_tokens: int,
@@ -140,7 +53,7 @@ def fit_history(
 
 
 def trim_history(
-    messages: Sequence[StoredMessage | Message],
+    messages: Sequence[CountedMessage | Message],
     *,
     model: str,
     max_tokens: int,
@@ -148,7 +61,7 @@ def trim_history(
     tools_tokens: int,
     step_fraction: float = 0.25,
 ) -> Trimmed:
-    """Drop the oldest turns until the rest fits in context_window(model) - max_tokens - margin.
+    """Drop the oldest turns until the rest fits in catalog.context_window(model) - max_tokens - margin.
 
     A turn starts at a user message that carries no tool_result and runs to the next such message,
     so a tool_use and its tool_result are never separated and the request always starts with a real
@@ -184,7 +97,7 @@ def trim_history(
                 break
             starts.append((i, suffix))
     if not starts:
-        return Trimmed([], 0, len(messages))
+        return Trimmed([], 0)
 
     begin, kept_tokens = starts[-1]
     if stopped_at is not None and step_fraction > 0:
@@ -198,14 +111,14 @@ def trim_history(
             if total - tokens_from >= boundary:
                 break
     kept = [_message_and_count(messages[i])[0] for i in range(begin, len(messages))]
-    return Trimmed(_alternate(kept), kept_tokens, begin)
+    return Trimmed(_alternate(kept), kept_tokens)
 
 
-def _message_and_count(item: StoredMessage | Message) -> tuple[Message, int]:
-    if isinstance(item, StoredMessage):
-        count = item.token_count
-        return item.message, count if count is not None else count_message_tokens(item.message)
-    return item, count_message_tokens(item)
+def _message_and_count(item: CountedMessage | Message) -> tuple[Message, int]:
+    if isinstance(item, Message):
+        return item, count_message_tokens(item)
+    count = item.token_count
+    return item.message, count if count is not None else count_message_tokens(item.message)
 
 
 def _starts_turn(message: Message) -> bool:

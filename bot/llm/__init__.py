@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-# Nothing from bot.* at import time: bot.errors imports bot.llm.types, which runs this file first.
+from bot.config import secret_value
+from bot.errors import ConfigError
+
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.llm.base import Provider
@@ -20,24 +22,22 @@ ACCEPTED_FORMS = (
 
 def provider_for(settings: "Settings") -> tuple["Provider", str]:
     """The provider for settings.model and the bare model id to send it; ConfigError names what to fix."""
-    from bot.errors import ConfigError
-
     model = settings.model.strip()
     if model.startswith("claude-"):
-        key = _secret(settings.anthropic_api_key)
+        key = secret_value(settings.anthropic_api_key)
         if not key:
             raise ConfigError(
                 f"ANTHROPIC_API_KEY is not set: THREADBOT_MODEL={model} needs an Anthropic API key."
             )
         from bot.llm.anthropic import AnthropicProvider
 
-        return AnthropicProvider(api_key=key, base_url=_secret(settings.anthropic_base_url) or None), model
+        return AnthropicProvider(api_key=key, base_url=secret_value(settings.anthropic_base_url) or None), model
 
     from bot.llm.openai import OpenAIProvider
 
     if model.startswith(COMPATIBLE_PREFIX):
         bare = model[len(COMPATIBLE_PREFIX):].strip()
-        base_url = _secret(settings.openai_base_url)
+        base_url = secret_value(settings.openai_base_url)
         if not bare:
             raise ConfigError(f"THREADBOT_MODEL={model} names no model: use openai:<model>, e.g. openai:llama3.1.")
         if not base_url:
@@ -46,22 +46,15 @@ def provider_for(settings: "Settings") -> tuple["Provider", str]:
                 "e.g. http://localhost:11434/v1 for Ollama."
             )
         provider = OpenAIProvider(
-            api_key=_secret(settings.openai_api_key) or None, base_url=base_url, compatible=True
+            api_key=secret_value(settings.openai_api_key) or None, base_url=base_url, compatible=True
         )
         return provider, bare
 
     if model.startswith(OPENAI_MODEL_PREFIXES):
-        key = _secret(settings.openai_api_key)
+        key = secret_value(settings.openai_api_key)
         if not key:
             raise ConfigError(f"OPENAI_API_KEY is not set: THREADBOT_MODEL={model} needs an OpenAI API key.")
-        return OpenAIProvider(api_key=key, base_url=_secret(settings.openai_base_url) or None), model
+        return OpenAIProvider(api_key=key, base_url=secret_value(settings.openai_base_url) or None), model
 
     raise ConfigError(f"THREADBOT_MODEL={model!r} is not a model I know: use {ACCEPTED_FORMS}.")
 
-
-def _secret(value: object) -> str:
-    """Settings hold keys as SecretStr and URLs as str; both may be None."""
-    if value is None:
-        return ""
-    getter = getattr(value, "get_secret_value", None)
-    return (getter() if getter else str(value)).strip()

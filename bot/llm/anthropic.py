@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from typing import Any, AsyncIterator
 
 import anthropic
 import httpx2
 
+from bot.config import scrub
 from bot.errors import (
     ConfigError,
     ModelError,
@@ -31,11 +30,11 @@ from bot.messages import (
     ToolUseStarted,
     Usage,
 )
+from bot.llm.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 EPHEMERAL = {"type": "ephemeral"}
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504, 529})
 # An `event: error` arrives inside a 200 response; its error type stands in for the status.
 STATUS_BY_ERROR_TYPE = {
     "invalid_request_error": 400,
@@ -47,7 +46,6 @@ STATUS_BY_ERROR_TYPE = {
     "api_error": 500,
     "overloaded_error": 529,
 }
-FIRST_BACKOFF_S = 0.5
 
 
 def build_params(request: ModelRequest) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def message_from_api(final: Any) -> Message:
 
 
 class AnthropicProvider:
-    """Streams one model call at a time; retries transient failures itself, with every wait capped."""
+    """Streams one model call at a time; retries transient failures itself (bot.llm.retry's policy)."""
 
     name = "anthropic"
 
@@ -117,21 +115,17 @@ class AnthropicProvider:
         if not (self._secret or self._client.auth_token or getattr(self._client, "_token_cache", None)):
             # Fail at start-up with the variable's name, not with the SDK's TypeError on the first call.
             raise ConfigError("ANTHROPIC_API_KEY is not set: the Anthropic provider needs an API key.")
-        self.max_retries = max_retries
-        self.max_retry_wait_s = max_retry_wait_s
-        self.retry_budget_s = retry_budget_s
+        self.retry = RetryPolicy(max_retries=max_retries, max_wait_s=max_retry_wait_s, budget_s=retry_budget_s)
 
     async def aclose(self) -> None:
         await self._client.close()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         params = build_params(request)
-        started = time.monotonic()
+        attempts = self.retry.start()
         spent = Usage()  # tokens of failed attempts, which are billed too
         spent_known = False
-        attempt = 0
         while True:
-            attempt += 1
             yielded = False
             attempt_usage: Usage | None = None  # known from message_start on
             try:
@@ -166,24 +160,13 @@ class AnthropicProvider:
                     spent, spent_known = spent + attempt_usage, True
                 error, retry_after = self._map_error(exc)
                 error.usage = spent if spent_known else None
-                wait = self._retry_wait(attempt, retry_after)
-                retryable = isinstance(error, (ModelOverloaded, ModelRateLimited, ModelUnavailable)) and (
-                    error.status_code is None or error.status_code in RETRYABLE_STATUS
-                )
-                # Never retry once something reached the caller: the retry would repeat it.
-                if (not retryable or yielded or attempt > self.max_retries
-                        or time.monotonic() - started + wait > self.retry_budget_s):
-                    log.warning("anthropic call failed for good after %d attempt(s): %s", attempt, error)
+                wait = attempts.wait_before_retry(error, streamed=yielded, retry_after=retry_after)
+                if wait is None:
+                    log.warning("anthropic call failed for good after %d attempt(s): %s", attempts.failures, error)
                     raise error from None
                 log.info("anthropic call failed (%s), retry %d/%d in %.2f s",
-                         error, attempt, self.max_retries, wait)
+                         error, attempts.failures, self.retry.max_retries, wait)
                 await asyncio.sleep(wait)
-
-    def _retry_wait(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter; a server's Retry-After is honoured up to the cap."""
-        backoff = FIRST_BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.75, 1.0)
-        wait = max(backoff, retry_after) if retry_after is not None else backoff
-        return min(wait, self.max_retry_wait_s)
 
     def _map_error(self, exc: Exception) -> tuple[ModelError, float | None]:
         if isinstance(exc, ModelError):
@@ -215,22 +198,5 @@ class AnthropicProvider:
         return error, retry_after
 
     def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "[redacted]")
-        return text
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds from `retry-after-ms` or `retry-after` (seconds only; an HTTP date is ignored)."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if seconds >= 0:
-            return seconds
-    return None
+        return scrub(text, self._secret)
 

@@ -124,10 +124,6 @@ def count_message_tokens(message: Message, *, model: str | None = None) -> int:
     return total
 
 
-def count_messages_tokens(messages: Iterable[Message], *, model: str | None = None) -> int:
-    return sum(count_message_tokens(m, model=model) for m in messages)
-
-
 def count_tools_tokens(specs: Iterable[ToolSpec], *, model: str | None = None) -> int:
     """Estimated tokens the tool definitions add to every request (0 when there are no tools)."""
     specs = list(specs)

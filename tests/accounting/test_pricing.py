@@ -8,17 +8,17 @@ from decimal import Decimal
 import pytest
 
 from bot.accounting import pricing
-from bot.conversation import context_window as budget
+from bot.llm import catalog
 from bot.errors import ConfigError
 from bot.messages import Usage
 
 
 @pytest.fixture(autouse=True)
 def _reset_pricing():
-    pricing.configure(None)
+    catalog.configure(None)
+    pricing._warned.clear()
     yield
-    pricing.configure(None)
-    budget._overrides.clear()
+    catalog.configure(None)
 
 
 USAGE = Usage(input_tokens=1_000, output_tokens=500, cache_creation_input_tokens=2_000, cache_read_input_tokens=10_000)
@@ -30,29 +30,29 @@ def test_claude_sonnet_cost_is_exact():
 
 
 def test_cache_rates_follow_anthropic_multipliers():
-    price = pricing.price_for("claude-haiku-4-5")
+    price = catalog.price_for("claude-haiku-4-5")
     assert (price.input, price.output, price.cache_write, price.cache_read) == (
         Decimal(1), Decimal(5), Decimal("1.25"), Decimal("0.1"))
-    opus = pricing.price_for("claude-opus-4-1")
+    opus = catalog.price_for("claude-opus-4-1")
     assert (opus.cache_write, opus.cache_read) == (Decimal("18.75"), Decimal("1.5"))
 
 
 def test_dated_snapshots_and_new_point_releases_match_their_family():
-    assert pricing.price_for("claude-sonnet-4-5-20250929") == pricing.price_for("claude-sonnet-4")
-    assert pricing.price_for("claude-opus-4-5-20251101").input == Decimal(5)
-    assert pricing.price_for("claude-opus-4-20250514").input == Decimal(15)
-    assert pricing.price_for("gpt-4o-mini-2024-07-18").input == Decimal("0.15")
-    assert pricing.price_for("gpt-4o-2024-08-06").input == Decimal("2.50")
-    assert pricing.price_for("o3-mini").input == Decimal("1.10")
-    assert pricing.price_for("o3-pro").input == Decimal(20)
-    assert pricing.price_for("gpt-4.1-nano-2025-04-14").output == Decimal("0.40")
+    assert catalog.price_for("claude-sonnet-4-5-20250929") == catalog.price_for("claude-sonnet-4")
+    assert catalog.price_for("claude-opus-4-5-20251101").input == Decimal(5)
+    assert catalog.price_for("claude-opus-4-20250514").input == Decimal(15)
+    assert catalog.price_for("gpt-4o-mini-2024-07-18").input == Decimal("0.15")
+    assert catalog.price_for("gpt-4o-2024-08-06").input == Decimal("2.50")
+    assert catalog.price_for("o3-mini").input == Decimal("1.10")
+    assert catalog.price_for("o3-pro").input == Decimal(20)
+    assert catalog.price_for("gpt-4.1-nano-2025-04-14").output == Decimal("0.40")
 
 
 def test_openai_cached_input_and_no_write_premium():
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_creation_input_tokens=0,
                   cache_read_input_tokens=1_000_000)
     assert pricing.cost_usd("gpt-4o-mini", usage) == Decimal("0.825")  # 0.15 + 0.60 + 0.075
-    assert pricing.price_for("gpt-4.1").cache_write == Decimal(2)
+    assert catalog.price_for("gpt-4.1").cache_write == Decimal(2)
 
 
 def test_unknown_model_costs_zero_and_warns_once(caplog):
@@ -71,20 +71,20 @@ def test_toml_override_file(tmp_path):
         '[models."llama3.1"]\ninput = 0.1\noutput = 0.2\ncontext_window = 32768\n\n'
         '[models."claude-sonnet-4-6"]\ninput = 2.7\noutput = 13.5\ncache_write = 3\ncache_read = 0.25\n'
     )
-    pricing.configure(path)
+    catalog.configure(path)
     # Family match on the operator's own entry; cache rates default to 1.25x / 0.1x input.
-    assert pricing.price_for("openai:llama3.1:8b") == pricing.Price(
+    assert catalog.price_for("openai:llama3.1:8b") == catalog.Price(
         Decimal("0.1"), Decimal("0.2"), Decimal("0.125"), Decimal("0.01"))
     assert pricing.cost_usd("claude-sonnet-4-6", USAGE) == Decimal("0.01795")  # (2,700 + 6,750 + 6,000 + 2,500) / 1e6
     # Built-ins the file does not mention are kept.
-    assert pricing.price_for("claude-opus-4-6").input == Decimal(5)
-    assert budget.context_window("openai:llama3.1:8b") == 32768
+    assert catalog.price_for("claude-opus-4-6").input == Decimal(5)
+    assert catalog.context_window("openai:llama3.1:8b") == 32768
 
 
 def test_json_override_file(tmp_path):
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"my-model": {"input": "1", "output": "2"}}))
-    pricing.configure(path)
+    catalog.configure(path)
     assert pricing.cost_usd("my-model", Usage(input_tokens=3, output_tokens=4)) == Decimal("0.000011")
 
 
@@ -102,10 +102,10 @@ def test_bad_override_file_names_the_setting(tmp_path, content, fragment):
     path = tmp_path / "prices.toml"
     path.write_text(content)
     with pytest.raises(ConfigError) as info:
-        pricing.configure(path)
+        catalog.configure(path)
     assert "THREADBOT_PRICING_FILE" in str(info.value) and fragment in str(info.value)
 
 
 def test_missing_override_file(tmp_path):
     with pytest.raises(ConfigError, match="THREADBOT_PRICING_FILE"):
-        pricing.configure(tmp_path / "nope.toml")
+        catalog.configure(tmp_path / "nope.toml")

@@ -6,6 +6,7 @@ import random
 import pytest
 
 from bot.conversation import context_window as budget
+from bot.llm import catalog
 from bot.errors import MessageTooLarge, PromptTooLong
 from bot.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from bot.store import Store, StoredMessage
@@ -15,16 +16,14 @@ MODEL = "test-model"
 
 @pytest.fixture(autouse=True)
 def _clean_overrides():
-    budget._overrides.clear()
-    budget._calibrated.clear()
+    catalog.configure(None)
     yield
-    budget._overrides.clear()
-    budget._calibrated.clear()
+    catalog.configure(None)
 
 
 def window_for_budget(history_budget: int, *, max_tokens: int = 100) -> int:
     """The context window that leaves exactly `history_budget` estimated tokens for history."""
-    factor = budget.safety_factor(MODEL)
+    factor = catalog.safety_factor(MODEL)
     return int((history_budget + 1) * factor) + max_tokens + budget.SAFETY_MARGIN
 
 
@@ -80,7 +79,7 @@ def test_random_histories_trim_to_a_valid_suffix_that_fits(seed):
     current = sum(s.token_count for s in history[starts[-1]:])
     total = sum(s.token_count for s in history)
     history_budget = rng.randint(current, max(current, total + 50))
-    budget.set_context_window(MODEL, window_for_budget(history_budget))
+    catalog.set_context_window(MODEL, window_for_budget(history_budget))
     assert budget.input_budget(model=MODEL, max_tokens=100) >= history_budget
 
     trimmed = budget.trim_history(history, model=MODEL, max_tokens=100, system_tokens=0, tools_tokens=0,
@@ -123,7 +122,7 @@ def test_plain_messages_are_counted_when_no_count_is_stored():
 
 
 def test_single_message_too_large():
-    budget.set_context_window(MODEL, window_for_budget(1_000))
+    catalog.set_context_window(MODEL, window_for_budget(1_000))
     history = [StoredMessage(1, user("old"), 10), StoredMessage(2, assistant("ok"), 10),
                StoredMessage(3, user("huge paste"), 5_000)]
     with pytest.raises(MessageTooLarge):
@@ -131,7 +130,7 @@ def test_single_message_too_large():
 
 
 def test_current_turn_too_large_with_tool_results():
-    budget.set_context_window(MODEL, window_for_budget(1_000))
+    catalog.set_context_window(MODEL, window_for_budget(1_000))
     use = ToolUseBlock(id="toolu_1", name="fetch", input={})
     history = [StoredMessage(1, user("summarise the file"), 10),
                StoredMessage(2, Message("assistant", [use]), 10),
@@ -141,7 +140,7 @@ def test_current_turn_too_large_with_tool_results():
 
 
 def test_system_and_tools_count_against_the_budget():
-    budget.set_context_window(MODEL, window_for_budget(1_000))
+    catalog.set_context_window(MODEL, window_for_budget(1_000))
     history = [StoredMessage(1, user("a"), 400), StoredMessage(2, assistant("b"), 100), StoredMessage(3, user("c"), 400)]
     assert len(budget.fit_history(history, model=MODEL, max_tokens=100, system_tokens=0, tools_tokens=0)) == 3
     out = budget.fit_history(history, model=MODEL, max_tokens=100, system_tokens=100, tools_tokens=100)
@@ -152,7 +151,7 @@ def test_system_and_tools_count_against_the_budget():
 
 def test_cut_point_is_stable_while_the_thread_grows():
     """Snapping the cut to budget steps keeps the prompt prefix (and so the prompt cache) unchanged."""
-    budget.set_context_window(MODEL, window_for_budget(4_000))
+    catalog.set_context_window(MODEL, window_for_budget(4_000))
     history: list[StoredMessage] = []
     firsts = []
     for t in range(60):
@@ -167,30 +166,30 @@ def test_cut_point_is_stable_while_the_thread_grows():
 
 
 def test_context_window_table():
-    assert budget.context_window("claude-sonnet-4-6") == 200_000
-    assert budget.context_window("claude-haiku-4-5-20251001") == 200_000
-    assert budget.context_window("claude-opus-5") == 1_000_000
-    assert budget.context_window("gpt-4o") == 128_000
-    assert budget.context_window("gpt-4o-mini-2024-07-18") == 128_000
-    assert budget.context_window("gpt-4.1-mini") == 1_047_576
-    assert budget.context_window("o4-mini") == 200_000
-    assert budget.context_window("openai:llama3.1:8b") == budget.DEFAULT_CONTEXT_WINDOW == 8_192
-    budget.set_context_window("llama3.1", 32_768)
-    assert budget.context_window("openai:llama3.1:8b") == 32_768
-    budget.set_context_window("claude-sonnet-4-6", 1_000_000)
-    assert budget.context_window("claude-sonnet-4-6") == 1_000_000
+    assert catalog.context_window("claude-sonnet-4-6") == 200_000
+    assert catalog.context_window("claude-haiku-4-5-20251001") == 200_000
+    assert catalog.context_window("claude-opus-5") == 1_000_000
+    assert catalog.context_window("gpt-4o") == 128_000
+    assert catalog.context_window("gpt-4o-mini-2024-07-18") == 128_000
+    assert catalog.context_window("gpt-4.1-mini") == 1_047_576
+    assert catalog.context_window("o4-mini") == 200_000
+    assert catalog.context_window("openai:llama3.1:8b") == catalog.DEFAULT_CONTEXT_WINDOW == 8_192
+    catalog.set_context_window("llama3.1", 32_768)
+    assert catalog.context_window("openai:llama3.1:8b") == 32_768
+    catalog.set_context_window("claude-sonnet-4-6", 1_000_000)
+    assert catalog.context_window("claude-sonnet-4-6") == 1_000_000
 
 
 def test_safety_factor_and_calibration():
-    assert budget.safety_factor("claude-sonnet-4-6") == budget.CLAUDE_SAFETY_FACTOR
-    assert budget.safety_factor("gpt-4o") == budget.OPENAI_SAFETY_FACTOR
+    assert catalog.safety_factor("claude-sonnet-4-6") == catalog.CLAUDE_SAFETY_FACTOR
+    assert catalog.safety_factor("gpt-4o") == catalog.OPENAI_SAFETY_FACTOR
     # Real counts 10 % above our estimate: the factor drifts down towards 1.21 but not below it.
-    factor = budget.CLAUDE_SAFETY_FACTOR
+    factor = catalog.CLAUDE_SAFETY_FACTOR
     for _ in range(50):
-        factor = budget.calibrate(1000, 1100, model="claude-sonnet-4-6")
+        factor = catalog.calibrate(1000, 1100, model="claude-sonnet-4-6")
     assert factor == pytest.approx(1.21, abs=0.01)
-    assert budget.calibrate(1000, 10_000, model="claude-sonnet-4-6") <= 2.0
-    assert budget.safety_factor("claude-opus-4-6") == budget.CLAUDE_SAFETY_FACTOR  # per model
+    assert catalog.calibrate(1000, 10_000, model="claude-sonnet-4-6") <= 2.0
+    assert catalog.safety_factor("claude-opus-4-6") == catalog.CLAUDE_SAFETY_FACTOR  # per model
 
 
 def test_cache_point():

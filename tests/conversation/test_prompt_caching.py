@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.accounting import pricing
 from bot.conversation import context_window as budget
-from bot.conversation.context_window import CLAUDE_SAFETY_FACTOR, SAFETY_MARGIN, safety_factor
+from bot.llm import catalog
+from bot.conversation.context_window import SAFETY_MARGIN
+from bot.llm.catalog import CLAUDE_SAFETY_FACTOR, safety_factor
 from bot.errors import MessageTooLarge
 from bot.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from bot.llm.tokens import count_message_tokens, count_text_tokens, count_tools_tokens
@@ -24,11 +25,11 @@ WORDS = ("the river city tram hill music bread coffee market bridge morning even
 
 
 @pytest.fixture(autouse=True)
-def _isolated_budget(monkeypatch):
+def _isolated_budget():
     """Context-window overrides, calibration and the price table are process-wide: restore them."""
-    monkeypatch.setattr(budget, "_overrides", {})
-    monkeypatch.setattr(budget, "_calibrated", {})
-    monkeypatch.setattr(pricing, "_table", pricing._table)
+    catalog.configure(None)
+    yield
+    catalog.configure(None)
 
 
 def small_window_env(tmp_path: Path) -> dict[str, str]:

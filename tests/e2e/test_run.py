@@ -70,7 +70,7 @@ async def test_mention_streams_placeholder_edits_and_final_text_then_follow_up_h
     assert 2 <= len(updates) <= 6, [c.params.get("text") for c in updates]
 
     request = model.requests[-1]
-    assert request["max_tokens"] == 1024
+    assert request["max_tokens"] == 4096  # THREADBOT_MAX_TOKENS default
     assert request["messages"][-1]["content"][0]["text"] == "what is Lisbon like?"
 
     model.add(Reply.text("About 550,000 people."))
