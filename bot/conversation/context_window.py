@@ -36,6 +36,7 @@ def input_budget(*, model: str, max_tokens: int) -> int:
 class Trimmed:
     messages: list[Message]
     estimated_tokens: int  # history only, before the safety factor
+    dropped: int  # stored messages left out
 
 
 def fit_history(
@@ -97,7 +98,7 @@ def trim_history(
                 break
             starts.append((i, suffix))
     if not starts:
-        return Trimmed([], 0)
+        return Trimmed([], 0, len(messages))
 
     begin, kept_tokens = starts[-1]
     if stopped_at is not None and step_fraction > 0:
@@ -111,7 +112,7 @@ def trim_history(
             if total - tokens_from >= boundary:
                 break
     kept = [_message_and_count(messages[i])[0] for i in range(begin, len(messages))]
-    return Trimmed(_alternate(kept), kept_tokens)
+    return Trimmed(_alternate(kept), kept_tokens, begin)
 
 
 def _message_and_count(item: CountedMessage | Message) -> tuple[Message, int]:
