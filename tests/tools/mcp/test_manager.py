@@ -94,13 +94,13 @@ async def test_faults_are_contained(web_url: str, caplog: pytest.LogCaptureFixtu
             "wrongkey": {"url": web_url, "headers": {"Authorization": "Bearer wrong-Secret-999"}},
             "broken": {"url": broken_url},
         }
-        m = MCPManager(parse_servers({"mcpServers": servers}, {}), start_timeout_s=3)
+        m = MCPManager(parse_servers({"mcpServers": servers}, {}), start_timeout_s=6)
         started = time.monotonic()
         await m.start()
         try:
-            assert time.monotonic() - started < 6  # the hanging handshake bounds start-up, nothing waits longer
+            assert time.monotonic() - started < 9  # the hanging handshake bounds start-up, nothing waits longer
             status = {s.name: s for s in m.status()}
-            assert status["garbage"].status == "running"
+            assert status["garbage"].status == "running", status["garbage"].error
             assert (await call(m, "garbage_echo", text="ok")).content.startswith("ok")
             assert status["hang"].status == "failed" and "handshake" in status["hang"].error
             assert status["missing"].status == "failed" and "/nonexistent/mcp-server" in status["missing"].error
