@@ -11,6 +11,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
 
+# pg_server / pg_url: one real PostgreSQL + pgvector per session, a fresh database per test.
+pytest_plugins = ["tests.pg"]
+
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
