@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError
+from bot.store.postgres.knowledge_search import configure_search
 from bot.store.postgres.migrate import migrate
 from bot.store.postgres.schema import MIGRATIONS
 
@@ -60,6 +61,7 @@ async def open_pool(url: str, *, min_size: int = 2, max_size: int = 20,
 
     async def configure(conn) -> None:
         await register_vector_async(conn)
+        await configure_search(conn)
 
     pool = psycopg_pool.AsyncConnectionPool(
         url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
