@@ -30,7 +30,9 @@ MIGRATIONS: list[tuple[str, str]] = [
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             conversation_id bigint NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
             role text NOT NULL CHECK (role IN ('user', 'assistant')),
-            content jsonb NOT NULL,
+            -- json, not jsonb: the text is kept byte for byte, so a history read back is the same
+            -- request prefix the model saw (prompt caching matches prefixes exactly).
+            content json NOT NULL,
             token_count integer,
             user_id text,
             slack_ts text,
