@@ -82,6 +82,17 @@ class ToolRoundLimit(ThreadbotError):
     """I reached my limit of steps for one question, so this answer may be incomplete."""
 
 
+class ImageUnreadable(ThreadbotError):
+    """I couldn't read that image."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message  # one sentence naming the file and what to do
+
+    def user_message(self) -> str:
+        return self.message
+
+
 class LimitExceeded(ThreadbotError):
     """You've reached a usage limit."""
 
