@@ -14,8 +14,11 @@ from typing import Any, Awaitable, Callable, Union
 
 from aiohttp import web
 
+from tests.fakes.media import MediaCount, anthropic_media_error
+
 DEFAULT_API_KEY = "sk-ant-fake-test-key"
 VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_REQUEST_BYTES = 32 * 1024 * 1024  # the Messages API's request size limit
 
 
 @dataclass
@@ -108,6 +111,7 @@ class RecordedCall:
     body: dict[str, Any]
     headers: dict[str, str]
     status: int = 0
+    media: MediaCount | None = None  # images and PDF pages of an accepted request
 
 
 class InvalidRequest(Exception):
@@ -214,8 +218,9 @@ class FakeAnthropic:
     # --- HTTP -----------------------------------------------------------------------------------
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = {}
         headers = {k.lower(): v for k, v in request.headers.items()
@@ -231,15 +236,23 @@ class FakeAnthropic:
         if not VERSION_FORMAT.match(version) or (
                 self.anthropic_versions is not None and version not in self.anthropic_versions):
             return self._error(call, ErrorReply.bad_request(f"anthropic-version: invalid version {version!r}"))
+        if len(raw) > MAX_REQUEST_BYTES:
+            return self._error(call, ErrorReply(413, "request_too_large",
+                                                "Request exceeds the maximum allowed number of bytes."))
+        media = MediaCount()
         try:
             validate_request(body)
+            problem = anthropic_media_error(body["messages"], media)
+            if problem:
+                raise InvalidRequest(problem)
         except InvalidRequest as exc:
             return self._error(call, ErrorReply.bad_request(str(exc)))
+        call.media = media
 
         item = await self._next_item(body)
         if isinstance(item, ErrorReply):
             return self._error(call, item)
-        message = self._build_message(body, item)
+        message = self._build_message(body, item, media)
         call.status = 200
         if body.get("stream"):
             return await self._stream(request, message, item)
@@ -273,7 +286,7 @@ class FakeAnthropic:
                 return item
         return Reply.text(echo_text(body))
 
-    def _build_message(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    def _build_message(self, body: dict[str, Any], reply: Reply, media: MediaCount) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         for block in reply.content:
             if isinstance(block, str):
@@ -283,7 +296,8 @@ class FakeAnthropic:
                 content.append({"type": "tool_use", "id": tool_id, "name": block.name, "input": block.input})
         has_tool = any(b["type"] == "tool_use" for b in content)
         out_chars = sum(len(b.get("text", "")) + len(json.dumps(b.get("input", ""))) for b in content)
-        in_chars = len(json.dumps([body.get("system"), body.get("messages"), body.get("tools")]))
+        # Media is counted as the API counts it (images by size, PDF pages), not as the length of its base64.
+        in_chars = len(json.dumps([body.get("system"), body.get("messages"), body.get("tools")])) - media.base64_chars
         return {
             "id": f"msg_fake_{next(self._ids):06d}",
             "type": "message",
@@ -293,7 +307,8 @@ class FakeAnthropic:
             "stop_reason": reply.stop_reason or ("tool_use" if has_tool else "end_turn"),
             "stop_sequence": None,
             "usage": {
-                "input_tokens": reply.input_tokens if reply.input_tokens is not None else math.ceil(in_chars / 4),
+                "input_tokens": reply.input_tokens if reply.input_tokens is not None
+                else math.ceil(in_chars / 4) + media.tokens,
                 "output_tokens": reply.output_tokens if reply.output_tokens is not None
                 else max(1, math.ceil(out_chars / 4)),
                 "cache_creation_input_tokens": reply.cache_creation_input_tokens,

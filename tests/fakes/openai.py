@@ -11,6 +11,8 @@ from typing import Any, Callable, Union
 
 from aiohttp import web
 
+from tests.fakes.media import MediaCount, openai_media_problem
+
 
 @dataclass
 class FakeToolCall:
@@ -132,7 +134,8 @@ class FakeOpenAI:
     Replies come from `queue` (first in, first out), then from `responder(request)`, then a default
     text answer. `api_key=None` accepts any caller, like a local server; `reject_max_tokens` answers
     `max_tokens` with the 400 newer OpenAI models give; `send_usage=False` never sends usage, like
-    some local servers.
+    some local servers. `rejects_images` is the 400 message of a model without vision (OPENAI_NO_VISION is
+    OpenAI's own; media.LLAMA_CPP_NO_VISION a local server's); images are otherwise checked as OpenAI checks them.
     """
 
     def __init__(
@@ -142,8 +145,10 @@ class FakeOpenAI:
         reject_max_tokens: bool = True,
         send_usage: bool = True,
         responder: Callable[[RecordedRequest], ScriptedReply | FakeError] | None = None,
+        rejects_images: str | None = None,
     ) -> None:
         self.api_key = api_key
+        self.rejects_images = rejects_images
         self.reject_max_tokens = reject_max_tokens
         self.send_usage = send_usage
         self.responder = responder
@@ -260,19 +265,20 @@ class FakeOpenAI:
             return denied
         if not isinstance(body, dict):
             return _error_response(_invalid("We could not parse the JSON body of your request."))
-        if (problem := self._validate(body)) is not None:
+        media = MediaCount()
+        if (problem := self._validate(body, media)) is not None:
             return _error_response(problem)
         outcome = self._next(recorded)
         if isinstance(outcome, FakeError):
             return _error_response(outcome)
         model = outcome.model or body["model"]
-        usage = outcome.usage or _rough_usage(body, outcome)
+        usage = outcome.usage or _rough_usage(body, outcome, media)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return await self._stream(request, outcome, model, usage if include_usage else None)
         return web.json_response(_completion(outcome, model, usage if self.send_usage else None))
 
-    def _validate(self, body: dict[str, Any]) -> FakeError | None:
+    def _validate(self, body: dict[str, Any], media: MediaCount) -> FakeError | None:
         """The checks the real API makes that our provider could get wrong."""
         if not body.get("model"):
             return _invalid("you must provide a model parameter", param="model")
@@ -300,7 +306,12 @@ class FakeOpenAI:
         if isinstance(choice, dict) and (choice.get("function") or {}).get("name") not in tool_names:
             return _invalid("Invalid value for 'tool_choice': no function with that name in 'tools'.",
                             param="tool_choice")
-        return _validate_tool_pairs(messages)
+        if (pairs := _validate_tool_pairs(messages)) is not None:
+            return pairs
+        problem = openai_media_problem(messages, media, rejects_images=self.rejects_images)
+        if problem is not None:
+            return _invalid(problem.message, param=problem.param, code=problem.code)
+        return None
 
     async def _stream(
         self, request: web.Request, reply: ScriptedReply, model: str, usage: FakeUsage | None
@@ -423,8 +434,9 @@ def _error_response(error: FakeError) -> web.Response:
     return web.json_response(error.body(), status=error.status, headers=headers)
 
 
-def _rough_usage(body: dict[str, Any], reply: ScriptedReply) -> FakeUsage:
-    prompt = len(json.dumps(body.get("messages", []))) // 4 + 1
+def _rough_usage(body: dict[str, Any], reply: ScriptedReply, media: MediaCount) -> FakeUsage:
+    # Images count by OpenAI's tile rule, not by the length of their data URLs.
+    prompt = (len(json.dumps(body.get("messages", []))) - media.base64_chars) // 4 + 1 + media.tokens
     produced = len(reply.text) + sum(len(c.arguments_text()) for c in reply.tool_calls)
     return FakeUsage(prompt_tokens=prompt, completion_tokens=produced // 4 + 1)
 
