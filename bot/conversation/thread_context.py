@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from bot.llm.tokens import count_text_tokens
 
@@ -45,6 +45,38 @@ class ThreadContext:
 
 
 EMPTY = ThreadContext((), "", 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ThreadSnapshot:
+    """What a surface hands the core for one turn: recorded messages after the last look, and names."""
+
+    messages: tuple[ThreadMessage, ...]
+    since_ts: str | None
+    names: Mapping[str, str]
+    bot_user_id: str
+    bot_id: str | None = None
+    read_slack: bool = False  # whether getting it called Slack (conversations.replies)
+
+
+class ThreadSource(Protocol):
+    """The thread a turn is in, as its surface keeps it. `read` never fails a turn: on trouble it
+    returns what it has. `looked` moves the bot's last-seen point to the question."""
+
+    async def read(self) -> ThreadSnapshot: ...
+
+    async def looked(self, upto_ts: str) -> None: ...
+
+
+async def question_with_context(source: ThreadSource, *, question: str, question_ts: str, asker_id: str,
+                                budget_tokens: int) -> tuple[str, ThreadContext]:
+    """The user message for this turn: what others wrote since the last look, then the question."""
+    snapshot = await source.read()
+    context = thread_context(snapshot.messages, since_ts=snapshot.since_ts, question_ts=question_ts,
+                             bot_user_id=snapshot.bot_user_id, bot_id=snapshot.bot_id, names=snapshot.names,
+                             budget_tokens=budget_tokens)
+    await source.looked(question_ts)
+    return with_question(context, question, asker=snapshot.names.get(asker_id) or asker_id), context
 
 
 def new_messages(messages: Iterable[ThreadMessage], *, since_ts: str | None, question_ts: str | None,

@@ -114,3 +114,35 @@ def test_the_question_is_always_kept() -> None:
     nothing = build([msg(1, "U0ALICE", "context")], budget=1)
     assert with_question(nothing, "what now?", asker="Carol") == "what now?"
     assert new_messages([], since_ts=None, question_ts=None, bot_user_id=BOT) == []
+
+
+class Source:
+    def __init__(self, messages):
+        self.messages, self.seen = messages, None
+
+    async def read(self):
+        from bot.conversation.thread_context import ThreadSnapshot
+        return ThreadSnapshot(tuple(m for m in self.messages if self.seen is None or m.ts > self.seen),
+                              self.seen, NAMES, BOT, BOT_ID)
+
+    async def looked(self, upto_ts):
+        self.seen = upto_ts
+
+
+async def test_each_message_reaches_the_model_once_across_turns() -> None:
+    from bot.conversation.thread_context import question_with_context
+
+    source = Source([msg(1, "U0ALICE", "deploy failed"), msg(2, "U0BOB", "staging ok"),
+                     msg(3, "U0CAROL", "<@U0BOT> thoughts?")])
+    first, ctx = await question_with_context(source, question="thoughts?", question_ts=ts(3), asker_id="U0CAROL",
+                                             budget_tokens=1000)
+    assert "[Alice]: deploy failed" in first and first.endswith("Carol asks: thoughts?") and len(ctx.messages) == 2
+    source.messages += [msg(4, BOT, "probably the migration", bot_id=BOT_ID), msg(5, "U0BOB", "rolled back"),
+                        msg(6, "U0ALICE", "and staging?")]
+    second, ctx = await question_with_context(source, question="and staging?", question_ts=ts(6),
+                                              asker_id="U0ALICE", budget_tokens=1000)
+    assert [m.text for m in ctx.messages] == ["rolled back"]
+    assert "deploy failed" not in second and "migration" not in second
+    third, ctx = await question_with_context(source, question="ok?", question_ts=ts(7), asker_id="U0NEW",
+                                             budget_tokens=1000)
+    assert third == "ok?" and ctx.messages == ()
