@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     max_tool_rounds: int = Field(8, alias="THREADBOT_MAX_TOOL_ROUNDS", ge=1, le=100)
     tool_timeout_s: float = Field(20, alias="THREADBOT_TOOL_TIMEOUT_S", gt=0, le=600)
     streaming: Literal["update", "native"] = Field("update", alias="THREADBOT_STREAMING")
+    thread_followups: bool = Field(True, alias="THREADBOT_THREAD_FOLLOWUPS")
     max_file_mb: float = Field(20, alias="THREADBOT_MAX_FILE_MB", gt=0, le=1024)
     user_rpm: int = Field(10, alias="THREADBOT_USER_RPM", ge=1)
     user_daily_usd: Decimal = Field(Decimal("5"), alias="THREADBOT_USER_DAILY_USD", ge=0)

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from bot.conversation.context_window import input_budget
+from bot.conversation.thread_context import ThreadSource, question_with_context
 from bot.accounting.limits import check_and_reserve
 from bot.accounting.meter import Attribution, Meter
 from bot.config import Settings
@@ -18,7 +20,7 @@ from bot.conversation.history import repair
 from bot.conversation.transcript import Counted, Transcript
 from bot.errors import Failure, Interrupted, LimitExceeded, failure_for
 from bot.llm.base import Provider
-from bot.llm.tokens import count_message_tokens
+from bot.llm.tokens import count_message_tokens, count_text_tokens
 from bot.messages import Message, TextBlock
 from bot.store import Store
 from tools.context import ToolContext
@@ -46,6 +48,7 @@ class Turn:
     surface: str  # "mention" | "dm" | "assistant" | "console"
     viewing_channel_id: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
+    thread: ThreadSource | None = None  # a channel thread: what others wrote there joins the question
 
 
 class Reply(ReplySink, Protocol):
@@ -107,6 +110,12 @@ class Conversations:
         conversation_id = self.store.conversation_id(
             team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts, user_id=turn.user_id)
         stored = self.store.history(conversation_id)
+        if turn.thread is not None:
+            # Thread context may take half of what the window leaves; older turns of history give way.
+            room = input_budget(model=self.model, max_tokens=self.settings.max_tokens) // 2
+            text, _ = await question_with_context(turn.thread, question=text, question_ts=turn.ts,
+                                                  asker_id=turn.user_id,
+                                                  budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
         user_message = Message("user", [TextBlock(text)])
         user_tokens = count_message_tokens(user_message)
         self.store.append_messages(conversation_id, [user_message], token_counts=[user_tokens],

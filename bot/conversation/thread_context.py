@@ -16,23 +16,13 @@ from decimal import Decimal
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from bot.llm.tokens import count_text_tokens
+from bot.store.threads import ThreadMessage
 
 MAX_MESSAGE_CHARS = 4_000  # one pasted log should not crowd out the discussion around it
 CUT_MARKER = " … [message cut: {n:,} more characters]"
 HEADER = "Messages other people posted in this Slack thread since you last looked, oldest first:"
 OMITTED = "({n:,} older messages left out to fit the context window)"
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-
-
-@dataclass(frozen=True)
-class ThreadMessage:
-    """One message in a thread as recorded from Slack (an event or `conversations.replies`)."""
-
-    ts: str
-    user_id: str  # author; for an app's message its bot user, or "" when Slack gave none
-    text: str
-    file_names: tuple[str, ...] = ()
-    bot_id: str | None = None  # set when an app posted it
 
 
 @dataclass(frozen=True)
@@ -57,15 +47,16 @@ class ThreadSnapshot:
     bot_user_id: str
     bot_id: str | None = None
     read_slack: bool = False  # whether getting it called Slack (conversations.replies)
+    complete: bool = True  # False when a read failed and the store may be missing messages
 
 
 class ThreadSource(Protocol):
     """The thread a turn is in, as its surface keeps it. `read` never fails a turn: on trouble it
-    returns what it has. `looked` moves the bot's last-seen point to the question."""
+    returns what it has. `looked` records that the model was given the question and `shown` (ts)."""
 
     async def read(self) -> ThreadSnapshot: ...
 
-    async def looked(self, upto_ts: str) -> None: ...
+    async def looked(self, upto_ts: str, shown: Sequence[str]) -> None: ...
 
 
 async def question_with_context(source: ThreadSource, *, question: str, question_ts: str, asker_id: str,
@@ -75,7 +66,7 @@ async def question_with_context(source: ThreadSource, *, question: str, question
     context = thread_context(snapshot.messages, since_ts=snapshot.since_ts, question_ts=question_ts,
                              bot_user_id=snapshot.bot_user_id, bot_id=snapshot.bot_id, names=snapshot.names,
                              budget_tokens=budget_tokens)
-    await source.looked(question_ts)
+    await source.looked(question_ts, [m.ts for m in context.messages])
     return with_question(context, question, asker=snapshot.names.get(asker_id) or asker_id), context
 
 

@@ -8,12 +8,13 @@ from typing import Iterator
 
 import sqlite_utils
 
-from bot.store import conversations, feedback, knowledge, requests, usage
+from bot.store import conversations, feedback, knowledge, requests, threads, usage
 from bot.store.conversations import ConversationsMixin, StoredMessage
 from bot.store.db import connect, migrate
 from bot.store.feedback import FeedbackMixin
 from bot.store.knowledge import KnowledgeMixin
 from bot.store.requests import LimitsMixin
+from bot.store.threads import ThreadsMixin
 from bot.store.usage import UsageMixin, UsageRow
 
 MIGRATIONS = [
@@ -22,12 +23,13 @@ MIGRATIONS = [
     *requests.MIGRATIONS,
     *knowledge.MIGRATIONS,
     *feedback.MIGRATIONS,
+    *threads.MIGRATIONS,
 ]
 
 __all__ = ["Store", "StoredMessage", "UsageRow"]
 
 
-class Store(ConversationsMixin, UsageMixin, LimitsMixin, KnowledgeMixin, FeedbackMixin):
+class Store(ConversationsMixin, UsageMixin, LimitsMixin, KnowledgeMixin, FeedbackMixin, ThreadsMixin):
     """One SQLite file (WAL). Calls are short and serialised by a lock; heavy reads run in threads."""
 
     def __init__(self, path: Path | str):

@@ -125,7 +125,8 @@ class Source:
         return ThreadSnapshot(tuple(m for m in self.messages if self.seen is None or m.ts > self.seen),
                               self.seen, NAMES, BOT, BOT_ID)
 
-    async def looked(self, upto_ts):
+    async def looked(self, upto_ts, shown):
+        assert all(ts <= upto_ts for ts in shown)
         self.seen = upto_ts
 
 

@@ -43,7 +43,9 @@ def test_manifest_socket_mode_and_events_match_listeners():
     assert {"app_mention", "message.im"} <= events
     scopes = set(m["oauth_config"]["scopes"]["bot"])
     # Exactly what the bot uses: no scope an admin would have to wonder about.
-    assert scopes == {"app_mentions:read", "assistant:write", "chat:write", "commands", "files:read", "im:history"}
+    assert scopes == {"app_mentions:read", "assistant:write", "chat:write", "commands", "files:read", "im:history",
+                      "channels:history", "groups:history", "mpim:history", "users:read"}
+    assert {"message.channels", "message.groups", "message.mpim"} <= events
     assert {c["command"] for c in m["features"]["slash_commands"]} == {"/usage", "/knowledge"}
 
 

@@ -14,6 +14,8 @@ from bot.slack.assistant_status import AssistantStatus
 from bot.slack.reply import SlackReply
 from bot.slack.stream_reply import NativeReply
 from bot.services import Runtime
+from bot.slack.thread_messages import is_followup
+from bot.slack.thread_sync import SlackThreadSource, ThreadSync
 from bot.slack.uploads import ingest_shared_files
 from bot.slack.web_api import FAILURES, call, reason
 
@@ -25,23 +27,41 @@ TITLE_CHARS = 80
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
+    sync = ThreadSync(runtime.store)
+
     async def handle_app_mention(body: dict[str, Any], event: dict[str, Any], context: Any,
                                  client: AsyncWebClient) -> None:
-        await _answer(runtime, client, body, event, surface="mention", bot_user_id=context.get("bot_user_id"))
+        await _answer(runtime, client, body, event, surface="mention", bot_user_id=context.get("bot_user_id"),
+                      bot_id=context.get("bot_id"), sync=sync)
 
     async def handle_message(body: dict[str, Any], event: dict[str, Any], context: Any,
                              client: AsyncWebClient) -> None:
-        # Bolt already drops our own messages; drop other bots, edits and deletions here.
-        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype") not in ANSWERABLE_SUBTYPES:
+        bot_user_id = context.get("bot_user_id")
+        if event.get("channel_type") != "im":
+            # Channels: record what is said in the threads the bot is part of (no API call), and answer
+            # a person's reply in a thread the bot answered in. A reply that also @mentions the bot
+            # arrives again as app_mention; the durable channel+ts claim in _answer answers it once.
+            await sync.observe(event)
+            if not (runtime.settings.thread_followups and is_followup(event, bot_user_id=bot_user_id)):
+                return
+            thread = await runtime.store.slack_thread(event["channel"], event["thread_ts"])
+            if thread is None or not thread.answered:
+                return
+            await _answer(runtime, client, body, event, surface="mention", bot_user_id=bot_user_id,
+                          bot_id=context.get("bot_id"), sync=sync)
             return
-        await _answer(runtime, client, body, event, surface="dm", bot_user_id=context.get("bot_user_id"))
+        # Bolt already drops our own messages; drop other bots, edits and deletions here.
+        if event.get("bot_id") or event.get("subtype") not in ANSWERABLE_SUBTYPES:
+            return
+        await _answer(runtime, client, body, event, surface="dm", bot_user_id=bot_user_id)
 
     app.event("app_mention")(handle_app_mention)
     app.event("message")(handle_message)
 
 
 async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], *,
-                  surface: str, bot_user_id: str | None) -> None:
+                  surface: str, bot_user_id: str | None, bot_id: str | None = None,
+                  sync: ThreadSync | None = None) -> None:
     channel, ts, user = event.get("channel"), event.get("ts"), event.get("user")
     if not (channel and ts and user):
         log.warning("ignoring malformed %s event %s", event.get("type"), body.get("event_id"))
@@ -70,6 +90,9 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
         surface=surface,
         viewing_channel_id=viewing_channel_id,
         files=list(event.get("files") or []),
+        thread=SlackThreadSource(sync, client, channel_id=channel, thread_ts=thread_ts, question_ts=ts,
+                                 bot_user_id=bot_user_id or "", bot_id=bot_id)
+        if sync is not None and not channel.startswith("D") else None,
     )
     if assistant and turn.text and runtime.store.claim_assistant_title(channel, thread_ts):
         await _set_title(client, channel, thread_ts, turn.text)

@@ -1,0 +1,63 @@
+"""Recorded channel threads: messages upserted once, only for threads the bot is part of, marks move forward."""
+from __future__ import annotations
+
+import pytest
+
+from bot.store import Store
+from bot.store.threads import ThreadMessage
+
+CH, T = "C0GENERAL", "1700000000.000100"
+
+
+def m(i: int, text: str = "", user: str = "U0ALICE", **kw) -> ThreadMessage:
+    return ThreadMessage(ts=f"17000000{i:02d}.000100", user_id=user, text=text or f"m{i}", **kw)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "t.db")
+    yield s
+    s.close()
+
+
+async def test_only_threads_the_bot_is_part_of_are_recorded(store: Store) -> None:
+    assert not await store.record_thread_messages(CH, T, [m(1)])
+    assert await store.thread_messages(CH, T) == []
+    await store.mark_thread(CH, T)
+    assert await store.record_thread_messages(CH, T, [m(2), m(1), m(2, "m2 again")])
+    assert [x.text for x in await store.thread_messages(CH, T)] == ["m1", "m2 again"]
+    state = await store.slack_thread(CH, T)
+    assert state is not None and state.synced_ts is None and not state.answered
+
+
+async def test_edits_deletions_files_and_the_newest_limit(store: Store) -> None:
+    await store.mark_thread(CH, T)
+    await store.record_thread_messages(CH, T, [m(i) for i in range(1, 11)] + [m(11, "log", file_names=("a.log",))])
+    assert await store.update_thread_message(CH, ThreadMessage(ts=m(3).ts, user_id="U0ALICE", text="edited"))
+    assert await store.delete_thread_message(CH, m(4).ts)
+    assert not await store.delete_thread_message(CH, "1600000000.000001")
+    rows = await store.thread_messages(CH, T, after_ts=m(2).ts, limit=5)
+    assert [x.text for x in rows] == ["m7", "m8", "m9", "m10", "log"] and rows[-1].file_names == ("a.log",)
+    rows = await store.thread_messages(CH, T, after_ts=m(2).ts)
+    assert [x.text for x in rows][:2] == ["edited", "m5"]
+
+
+async def test_marks_only_move_forward(store: Store) -> None:
+    await store.mark_thread(CH, T, synced_ts=m(5).ts, seen_ts=m(4).ts)
+    await store.mark_thread(CH, T, synced_ts=m(3).ts, seen_ts=m(2).ts, answered=True)
+    state = await store.slack_thread(CH, T)
+    assert (state.synced_ts, state.seen_ts, state.answered) == (m(5).ts, m(4).ts, True)
+    await store.mark_thread(CH, T)  # answered stays
+    await store.record_thread_messages(CH, T, [m(7), m(6)], advance_synced=True)
+    assert (await store.slack_thread(CH, T)).synced_ts == m(7).ts
+    await store.record_thread_messages(CH, T, [m(1)], synced_ts=m(2).ts)
+    state = await store.slack_thread(CH, T)
+    assert state.synced_ts == m(7).ts and state.answered
+
+
+async def test_shown_messages_are_not_given_again(store: Store) -> None:
+    await store.mark_thread(CH, T)
+    await store.record_thread_messages(CH, T, [m(1), m(2)])
+    await store.mark_thread(CH, T, shown_ts=[m(1).ts, m(3).ts])  # m3 (the question) not recorded yet
+    await store.record_thread_messages(CH, T, [m(3, "the question"), m(4)])
+    assert [x.text for x in await store.thread_messages(CH, T)] == ["m2", "m4"]
