@@ -9,22 +9,16 @@ or any other failure of that read leaves the turn with what is stored.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, Sequence
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation.thread_context import ThreadSnapshot, authors
 from bot.slack.thread_messages import in_channel_thread, thread_message
+from bot.slack import web_api
 from bot.store import Store
-
-# Reads give up at the first 429, 5xx or dropped connection: a turn answers from what is stored rather
-# than wait. (Once bot/slack/web_api.py lands this becomes web_api.call(..., patient=False).)
-FAILURES = (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError)
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +93,11 @@ class ThreadSync:
         if synced_ts:
             params["oldest"] = synced_ts
         try:
-            response = await client.conversations_replies(**params)
-        except FAILURES as exc:
+            # Impatient: a 429, 5xx or dropped connection means answering from what is stored, not waiting.
+            response = await web_api.call(client, "conversations.replies", patient=False, **params)
+        except web_api.FAILURES as exc:
             log.warning("conversations.replies %s/%s failed (%s): answering from what is stored",
-                        channel_id, thread_ts, _reason(exc))
+                        channel_id, thread_ts, web_api.reason(exc))
             return False
         items = [m for m in response.get("messages") or [] if isinstance(m, dict)]
         messages = [m for m in (thread_message(item) for item in items) if m is not None]
@@ -129,9 +124,9 @@ class ThreadSync:
                 continue
             lookups += 1
             try:
-                user = (await client.users_info(user=user_id))["user"]
-            except FAILURES as exc:
-                log.info("users.info %s failed (%s)", user_id, _reason(exc))
+                user = (await web_api.call(client, "users.info", patient=False, user=user_id))["user"]
+            except web_api.FAILURES as exc:
+                log.info("users.info %s failed (%s)", user_id, web_api.reason(exc))
                 continue
             profile = user.get("profile") or {}
             name = profile.get("display_name") or user.get("real_name") or profile.get("real_name") or user.get("name")
@@ -146,10 +141,6 @@ class ThreadSync:
 def _ts_key(ts: str) -> tuple[int, int]:
     seconds, _, micros = ts.partition(".")
     return int(seconds or 0), int(micros or 0)
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc.response.get("error")) if isinstance(exc, SlackApiError) else type(exc).__name__
 
 
 class SlackThreadSource:
