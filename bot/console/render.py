@@ -1,26 +1,35 @@
-"""Terminal output for the console: Markdown → simple ANSI, and a streaming writer that renders line by line."""
+"""Terminal output for the console: Markdown styled by rich, one complete line at a time so answers stream."""
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 from typing import Callable
 
-BOLD, DIM, ITALIC, UNDERLINE, STRIKE, CYAN, YELLOW, RESET = (
-    "\x1b[1m", "\x1b[2m", "\x1b[3m", "\x1b[4m", "\x1b[9m", "\x1b[36m", "\x1b[33m", "\x1b[0m",
-)
+from rich.console import Console
+from rich.markdown import Heading, Markdown
+from rich.text import Text
+from rich.theme import Theme
+
+# The console's own lines (meta, notices, failures) around the rendered answer.
+DIM, ITALIC, YELLOW, RESET = "\x1b[2m", "\x1b[3m", "\x1b[33m", "\x1b[0m"
+
+# Plain SGR styles that read on dark and light terminals alike: no background blocks, no colours for prose.
+THEME = Theme({
+    "markdown.code": "cyan",
+    "markdown.code_block": "cyan",
+    "markdown.fence": "dim",
+    "markdown.h1": "bold underline",
+    **{f"markdown.h{level}": "bold" for level in range(2, 7)},
+    "markdown.item.bullet": "none",
+    "markdown.item.number": "none",
+    "markdown.block_quote": "none",
+    "markdown.link": "underline",
+    "markdown.link_url": "dim",
+    "markdown.hr": "dim",
+})
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_BULLET = re.compile(r"^(\s*)[-*+]\s+(.*)$")
-_QUOTE = re.compile(r"^\s*>\s?(.*)$")
-_RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
-_INLINE = [
-    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__"), BOLD),
-    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])"), ITALIC),
-    (re.compile(r"~~(?=\S)(.+?)(?<=\S)~~"), STRIKE),
-]
-_LINK = re.compile(r"\[([^\]\n]+)\]\((\S+?)\)")
 # Model text is data: in a terminal, escape sequences in it must not move the cursor or recolour.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -37,56 +46,64 @@ def visible_width(text: str) -> int:
                for c in plain)
 
 
-def render_inline(text: str) -> str:
-    """Bold, italic, strike-through, links and code spans inside one line."""
-    pieces: list[str] = []
-    last = 0
-    for match in _CODE_SPAN.finditer(text):  # nothing is formatted inside a code span
-        pieces.append(_emphasis(text[last:match.start()]))
-        pieces.append(f"{CYAN}{match.group(2).strip()}{RESET}")
-        last = match.end()
-    pieces.append(_emphasis(text[last:]))
-    return "".join(pieces)
+class _LeftHeading(Heading):
+    """Headings flush left like the rest of the answer (rich centres an h1)."""
+
+    LEVEL_ALIGN = {f"h{level}": "left" for level in range(1, 7)}
 
 
-def _emphasis(text: str) -> str:
-    for pattern, style in _INLINE:
-        text = pattern.sub(lambda m, s=style: f"{s}{m.group(1) or m.group(2)}{RESET}", text)
-    return _LINK.sub(lambda m: f"{UNDERLINE}{m.group(1)}{RESET} {DIM}({m.group(2)}){RESET}"
-                     if m.group(1) != m.group(2) else f"{UNDERLINE}{m.group(1)}{RESET}", text)
+class _AnswerMarkdown(Markdown):
+    elements = {**Markdown.elements, "heading_open": _LeftHeading}
 
 
 class MarkdownLines:
-    """Renders Markdown one complete line at a time; remembers whether it is inside a code fence."""
+    """Renders Markdown one complete line at a time with rich; remembers whether it is inside a code fence
+    (a fence spans lines, so it is the one construct tracked here rather than by rich's parser)."""
 
     def __init__(self, *, width: Callable[[], int] = lambda: 80):
         self.width = width
         self.in_fence = False
+        self._out = io.StringIO()
+        self._console = Console(file=self._out, force_terminal=True, color_system="standard", theme=THEME,
+                                highlight=False, markup=False, emoji=False, legacy_windows=False, width=80)
 
     def render(self, line: str) -> str:
         line = strip_controls(line)
         if _FENCE.match(line):
             self.in_fence = not self.in_fence
-            return f"{DIM}{line}{RESET}"
+            return self._styled(line, "markdown.fence")
         if self.in_fence:
-            return f"{CYAN}{line}{RESET}" if line else line
-        if match := _HEADING.match(line):
-            level, title = len(match.group(1)), render_inline(match.group(2))
-            return f"{BOLD}{UNDERLINE}{title}{RESET}" if level == 1 else f"{BOLD}{title}{RESET}"
-        if _RULE.match(line):
-            return f"{DIM}{'─' * min(self.width(), 40)}{RESET}"
-        if match := _BULLET.match(line):
-            return f"{match.group(1)}• {render_inline(match.group(2))}"
-        if match := _QUOTE.match(line):
-            return f"{DIM}│{RESET} {render_inline(match.group(1))}"
-        return render_inline(line)
+            return self._styled(line, "markdown.code_block") if line else line
+        content = line.lstrip()
+        if not content:
+            return ""
+        # Indentation is kept as written (a nested bullet stays nested) instead of becoming a code block.
+        indent = line[: len(line) - len(content)]
+        rows = self._print(_AnswerMarkdown(content, hyperlinks=False), width=self.width() - visible_width(indent))
+        return "\n".join(indent + row for row in rows)
 
     def render_block(self, text: str) -> str:
-        """A whole message at once (help, /usage, one-off replies)."""
+        """A whole message at once (help, one-off replies)."""
         return "\n".join(self.render(line) for line in text.split("\n"))
 
     def reset(self) -> None:
         self.in_fence = False
+
+    def _styled(self, line: str, style: str) -> str:
+        return "\n".join(self._print(Text(line, style=style), width=self.width(), soft_wrap=True))
+
+    def _print(self, renderable: object, *, width: int, soft_wrap: bool = False) -> list[str]:
+        self._out.seek(0)
+        self._out.truncate()
+        self._console.width = max(20, width)
+        self._console.print(renderable, end="", soft_wrap=soft_wrap)
+        # rich pads every row to the width and puts blank rows around blocks; one line keeps only its text.
+        rows = [row.rstrip() for row in self._out.getvalue().split("\n")]
+        while rows and not rows[-1]:
+            rows.pop()
+        while rows and not rows[0]:
+            rows.pop(0)
+        return rows or [""]
 
 
 class StreamWriter:

@@ -3,27 +3,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import shutil
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, Sequence
+from typing import IO, TYPE_CHECKING, Callable
 
 from bot.config import Settings
 from bot.console.commands import (
     CONSOLE_CHANNEL, CONSOLE_TEAM, CONSOLE_USER, HELP, UPLOAD_SCOPE, delete_text, list_text, search_text, usage_text,
 )
-from bot.console.render import DIM, ITALIC, RESET, YELLOW, MarkdownLines, StreamWriter, strip_controls
+from bot.console.reply import INTERRUPTED, ConsoleReply
+from bot.console.screen import Screen, log_to_screen
+from bot.console.terminal import forward_sigint_to_main_thread, read_line
 from bot.conversation import GENERIC_FAILURE, Turn
-from bot.errors import Failure, ThreadbotError, reference_id
-from bot.messages import Message, TextBlock, ToolUseBlock
-from tools.registry import Registry
+from bot.errors import ThreadbotError, failure_for
+from bot.messages import Message, TextBlock
 
 if TYPE_CHECKING:
     from bot.services import Runtime
@@ -31,129 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROMPT = "you> "
-NO_ANSWER = "I don't have an answer to that."
-INTERRUPTED = "(interrupted)"
-POKES, POKE_INTERVAL_S = 20, 0.05  # see forward_sigint_to_main_thread
-
-_SLACK_FAILURE = re.compile(r"^:warning:\s*")
-_CODE_TICKS = re.compile(r"`([^`]*)`")
 _COMMAND = re.compile(r"^/([a-z]+)(?:\s+(.*))?$", re.DOTALL)
-
-
-class Screen:
-    """Where console output goes. Answers go to stdout; in a pipe, everything else goes to stderr so
-    stdout holds exactly the model's text."""
-
-    def __init__(self, stdout: IO[str], stderr: IO[str], *, ansi: bool):
-        self.stdout = stdout
-        self.stderr = stderr
-        self.ansi = ansi
-        self.writer = StreamWriter(self._write, ansi=ansi, width=self.width)
-        self.markdown = MarkdownLines(width=self.width)
-
-    @staticmethod
-    def width() -> int:
-        return shutil.get_terminal_size((80, 24)).columns
-
-    def _write(self, text: str) -> None:
-        self.stdout.write(text)
-        self.stdout.flush()
-
-    def answer(self, text: str) -> None:
-        self.writer.feed(text)
-
-    def message(self, text: str, *, markdown: bool = True) -> None:
-        """A complete reply at once: the bot's own sentences are Markdown; reports and listings are
-        plain text (a model id with underscores must not turn italic)."""
-        self.writer.close()
-        if self.ansi:
-            text = self.markdown.render_block(text) if markdown else strip_controls(text)
-        self._write(text.rstrip("\n") + "\n")
-        self.markdown.reset()
-
-    def info(self, text: str) -> None:
-        """Meta lines (thread id, tool progress, interruptions): dimmed, or on stderr in a pipe."""
-        if self.ansi:
-            self.writer.end_line()
-            self._write(f"{DIM}{strip_controls(text)}{RESET}\n")
-        else:
-            self.stderr.write(text + "\n")
-            self.stderr.flush()
-
-    def notice(self, text: str) -> None:
-        self.writer.close()
-        self._write(f"\n{DIM}{ITALIC}{text}{RESET}\n" if self.ansi else f"\n{text}\n")
-
-    def failure(self, message: str) -> None:
-        self.writer.close()
-        self._write(f"{YELLOW}{message}{RESET}\n" if self.ansi else message + "\n")
-
-
-def terminal_failure(slack_text: str) -> str:
-    """The failure line Conversations builds for Slack (":warning: … (ref `abc`)") in terminal words."""
-    return "⚠ " + _CODE_TICKS.sub(r"\1", _SLACK_FAILURE.sub("", slack_text))
-
-
-class ConsoleReply:
-    """One answer in the terminal; the same interface as SlackReply (bot.conversation.Reply)."""
-
-    def __init__(self, screen: Screen, registry: Registry | None = None):
-        self.screen = screen
-        self.registry = registry if registry is not None else Registry()  # the tools' declared statuses
-        self.text = ""  # everything the model wrote in this turn
-        self.round_text = ""  # text since the last tool round (not yet in stored history)
-        self._separate = False
-        self._status: str | None = None
-        self.interrupted = False
-
-    async def start(self) -> None:
-        pass
-
-    def append(self, text: str) -> None:
-        if not text:
-            return
-        if self._separate and self.text:
-            self.screen.writer.paragraph()
-        self._separate = False
-        self.text += text
-        self.round_text += text
-        self.screen.answer(text)
-
-    def tools_started(self, tool_uses: Sequence[ToolUseBlock]) -> None:
-        self.set_status("\n".join(self.registry.status_line(u.name, u.input) for u in tool_uses))
-
-    def set_status(self, line: str | None) -> None:
-        # The agent reports a tool twice (when it starts, then with its arguments): show each line once.
-        if line and line != self._status:
-            for part in line.splitlines():
-                self.screen.info(f"… {part}")
-        self._status = line
-
-    def separate(self) -> None:
-        self._separate = True
-        self.round_text = ""
-
-    async def finish(self, *, notice: str | None = None) -> None:
-        if not self.text.strip():
-            self.screen.answer(NO_ANSWER)
-        self.screen.writer.close()
-        if notice:
-            self.screen.notice(notice)
-
-    async def fail(self, failure: Failure) -> None:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # Ctrl-C: Conversations closes the turn as for a shutdown; the user asked for it, so
-            # no failure message, just a mark where the answer stopped.
-            self.interrupted = True
-            self.screen.writer.close()
-            self.screen.info(INTERRUPTED)
-            return
-        self.screen.failure(f"⚠ {failure.message} (ref {failure.ref})")
-
-    async def say(self, text: str) -> None:
-        self.screen.message(text)
 
 
 @dataclass
@@ -191,7 +66,7 @@ class Console:
         try:
             await handler(rest)
         except ThreadbotError as exc:
-            self.screen.failure(f"⚠ {exc.user_message()}")
+            self.screen.failure(exc.user_message())
 
     # --- conversation -------------------------------------------------------------------------
 
@@ -216,10 +91,9 @@ class Console:
                 self.screen.info(INTERRUPTED)
             self._close_interrupted(reply.round_text)
             raise
-        except Exception:  # anything Conversations didn't turn into a message itself
-            ref = reference_id()
-            log.exception("console turn failed ref=%s", ref)
-            self.screen.failure(f"⚠ {GENERIC_FAILURE} (ref {ref})")
+        except Exception as exc:  # anything Conversations didn't turn into a message itself
+            failure = failure_for(exc, log=log, doing="console turn", generic=GENERIC_FAILURE)
+            self.screen.failure(failure.message, ref=failure.ref)
 
     def _close_interrupted(self, partial: str) -> None:
         """Keep stored history a valid request after Ctrl-C (invariant 3): if Conversations
@@ -265,7 +139,7 @@ class Console:
             return
         path = Path(rest.strip("'\"")).expanduser()
         if not path.is_file():
-            self.screen.failure(f"⚠ There is no file at {path}.")
+            self.screen.failure(f"There is no file at {path}.")
             return
         embedder = self.embedder()
         result = await ingest_path_async(
@@ -314,7 +188,7 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
         try:
             _greet(console, resumed=thread is not None, interactive=interactive)
             while not console.exit_requested:
-                line = _read_line(stdin, stdout, stderr, interactive=interactive)
+                line = read_line(stdin, stdout, stderr, interactive=interactive)
                 if line is None:
                     break
                 try:
@@ -346,94 +220,3 @@ def _greet(console: Console, *, resumed: bool, interactive: bool) -> None:
     console.screen.info(f"threadbot console — {model}, {state}")
     if interactive:
         console.screen.info("Type /help for commands; Ctrl-D quits, Ctrl-C stops an answer.")
-
-
-def forward_sigint_to_main_thread() -> None:
-    """Make Ctrl-C at the prompt work although the SDKs keep worker threads.
-
-    The kernel may deliver SIGINT to any thread, and even in the main thread it can land just before
-    readline blocks in select(). Either way Python only notes it, and the main thread, waiting in
-    input(), never wakes up. A watcher thread learns of every signal through the wakeup fd and pokes
-    the main thread with SIGUSR1 (a no-op handler) for a moment: the interrupted select() makes Python
-    run the pending SIGINT handler there, raising KeyboardInterrupt as at a normal prompt.
-    """
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    signal.signal(signal.SIGUSR1, lambda *_: None)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    main_thread = threading.main_thread().ident
-    assert main_thread is not None
-
-    def watch() -> None:
-        while True:
-            if signal.SIGINT in os.read(read_fd, 64):
-                for _ in range(POKES):
-                    signal.pthread_kill(main_thread, signal.SIGUSR1)
-                    time.sleep(POKE_INTERVAL_S)
-
-    threading.Thread(target=watch, name="sigint-forwarder", daemon=True).start()
-
-
-def _read_line(stdin: IO[str], stdout: IO[str], stderr: IO[str], *, interactive: bool) -> str | None:
-    """The next input line, or None at end of input (Ctrl-D) or Ctrl-C at the prompt."""
-    try:
-        if interactive and stdout.isatty() and stdin is sys.stdin:
-            try:
-                import readline  # noqa: F401  # line editing and history for input()
-            except ImportError:
-                pass
-            return input(PROMPT)
-        if interactive:
-            stderr.write(PROMPT)
-            stderr.flush()
-        line = stdin.readline()
-        return line.rstrip("\n") if line else None
-    except EOFError:
-        if interactive:
-            stdout.write("\n")
-        return None
-    except KeyboardInterrupt:
-        if interactive:
-            stdout.write("\n")
-        return None
-
-
-class _NoTraceback(logging.Formatter):
-    """Console logs share the terminal with the chat: keep each record to one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        saved = record.exc_info, record.exc_text
-        record.exc_info, record.exc_text = None, None
-        try:
-            return super().format(record)
-        finally:
-            record.exc_info, record.exc_text = saved
-
-
-class _ScreenLog(logging.Handler):
-    """Log records as dimmed lines between answers (on stderr in a pipe), never mid-line."""
-
-    def __init__(self, screen: Screen):
-        super().__init__()
-        self.screen = screen
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.screen.info(self.format(record))
-        except Exception:
-            self.handleError(record)
-
-
-def log_to_screen(screen: Screen, *, level_set_explicitly: bool) -> None:
-    """Only warnings (with their ref ids) reach the console, one line each, unless the user chose a
-    log level (THREADBOT_LOG_LEVEL), which also keeps tracebacks."""
-    root = logging.getLogger()
-    handler = _ScreenLog(screen)
-    if level_set_explicitly:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    else:
-        root.setLevel(logging.WARNING)
-        handler.setFormatter(_NoTraceback("%(levelname)s %(name)s: %(message)s"))
-    for old in [h for h in root.handlers if isinstance(h, logging.StreamHandler)]:
-        root.removeHandler(old)
-    root.addHandler(handler)

@@ -21,9 +21,12 @@ import numpy as np
 import pytest
 
 from bot.config import load_settings
-from bot.console.session import Console, ConsoleReply, Screen, terminal_failure
 from bot.console.commands import usage_text
-from bot.console.render import BOLD, CYAN, RESET, StreamWriter
+from bot.console.render import StreamWriter
+from bot.console.reply import ConsoleReply
+from bot.console.screen import Screen
+from bot.console.session import Console
+from bot.errors import Failure
 from bot.store import Store
 from tests.fakes.anthropic import ErrorReply, FakeAnthropic, Reply, echo_text
 from tests.fakes.openai import FakeOpenAI, ScriptedReply
@@ -31,6 +34,7 @@ from tests.fakes.openai import FakeOpenAI, ScriptedReply
 THREADBOT = Path(sys.executable).with_name("threadbot")
 START_TIMEOUT = 90.0  # imports alone take ~10 s on the loaded CI machine
 REF = re.compile(r"\(ref ([0-9a-f]{8})\)")
+BOLD, CYAN, RESET = "\x1b[1m", "\x1b[36m", "\x1b[0m"  # the SGR codes a terminal shows bold, code, plain in
 
 # Token counts the fake reports per question, so /usage can be checked to the token.
 TOKENS = {"hello there": (12_345, 678), "and again": (23_456, 789), "still here": (34_567, 890)}
@@ -283,9 +287,10 @@ def test_terminal_rendering_strips_markup_and_escape_codes():
     assert "\x1b[2J" not in screen and "bad [2Jclear" in screen
 
 
-def test_failure_line_loses_slack_markup():
-    assert terminal_failure(":warning: The model failed to answer. (ref `ab12cd34`)") == \
-        "⚠ The model failed to answer. (ref ab12cd34)"
+async def test_failure_is_shown_in_terminal_words():
+    out = io.StringIO()
+    await ConsoleReply(Screen(out, io.StringIO(), ansi=False)).fail(Failure("The model failed to answer.", "ab12cd34"))
+    assert out.getvalue() == "⚠ The model failed to answer. (ref ab12cd34)\n"
 
 
 def test_usage_words(tmp_path):
