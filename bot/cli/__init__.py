@@ -35,28 +35,9 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
-    import json
-    from datetime import datetime, timezone
+    from bot.cli.usage import run_usage
 
-    from bot.store import Store
-    from bot.accounting.report import build_report, render_text, to_json
-
-    # Opening a missing path would create an empty database and print a report of zeros.
-    if not settings.db_path.exists():
-        raise ConfigError(f"THREADBOT_DB: no database at {settings.db_path}. Point it at the bot's database file.")
-    store = Store(settings.db_path)
-    try:
-        now = datetime.now(timezone.utc)
-        users = args.user or [None]
-        reports = [build_report(store, user_id=user, days=args.days, now=now) for user in users]
-    finally:
-        store.close()
-    if args.json:
-        data = [to_json(r) for r in reports]
-        print(json.dumps(data[0] if len(data) == 1 else data, indent=2, ensure_ascii=False))
-    else:
-        print("\n\n".join(render_text(r) for r in reports))
-    return 0
+    return run_usage(settings, args.user, days=args.days, as_json=args.json)
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -71,16 +52,10 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     return run_search(settings, args.query, scope=args.scope, k=args.k, as_json=args.json)
 
 
-def _days(value: str) -> int:
-    from bot.accounting.report import MAX_DAYS
+def _usage_days(value: str) -> int:
+    from bot.cli.usage import days
 
-    try:
-        days = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
-    if not 1 <= days <= MAX_DAYS:
-        raise argparse.ArgumentTypeError(f"pick between 1 and {MAX_DAYS} days")
-    return days
+    return days(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     usage = sub.add_parser("usage", help="the usage report")
     usage.add_argument("--user", action="append", help="a Slack user id (repeatable); default: everyone")
-    usage.add_argument("--days", type=_days, default=30, help="report window in days (1-365, default 30)")
+    usage.add_argument("--days", type=_usage_days, default=30, help="report window in days (1-365, default 30)")
     usage.add_argument("--json", action="store_true")
     return parser
 

@@ -64,10 +64,6 @@ class OpenAIProvider:
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
         )
 
-    @property
-    def base_url(self) -> str:
-        return str(self._client.base_url)
-
     async def aclose(self) -> None:
         await self._client.close()
 
