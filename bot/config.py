@@ -1,11 +1,13 @@
 """Settings: the one place that reads the environment (and `.env`)."""
 from __future__ import annotations
 
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
@@ -45,6 +47,8 @@ class Settings(BaseSettings):
     admins: Annotated[frozenset[str], NoDecode] = Field(frozenset(), alias="THREADBOT_ADMINS")
     max_tool_rounds: int = Field(8, alias="THREADBOT_MAX_TOOL_ROUNDS", ge=1, le=100)
     tool_timeout_s: float = Field(20, alias="THREADBOT_TOOL_TIMEOUT_S", gt=0, le=600)
+    mcp_config: Path | None = Field(None, alias="THREADBOT_MCP_CONFIG")
+    approval_timeout_s: float = Field(300, alias="THREADBOT_APPROVAL_TIMEOUT_S", gt=0, le=86_400)
     streaming: Literal["update", "native"] = Field("update", alias="THREADBOT_STREAMING")
     thread_followups: bool = Field(True, alias="THREADBOT_THREAD_FOLLOWUPS")
     max_file_mb: float = Field(20, alias="THREADBOT_MAX_FILE_MB", gt=0, le=1024)
@@ -83,6 +87,12 @@ class Settings(BaseSettings):
         return value if value.endswith("/") else value + "/"
 
     # --- checks per command ---------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """What `${VAR}` in the MCP servers file may name: the process environment, over `.env`."""
+        values = {k: v for k, v in dotenv_values(".env").items() if v is not None} if Path(".env").is_file() else {}
+        values.update(os.environ)
+        return values
 
     @property
     def socket_mode(self) -> bool:

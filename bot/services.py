@@ -17,6 +17,7 @@ from bot.llm.catalog import configure as configure_catalog
 from bot.store import Store
 from knowledge.embed import make_embedder
 from knowledge.ingest import reembed
+from tools.mcp import MCPManager, load_servers_file
 from tools.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Runtime:
     # chat.appendStream (THREADBOT_STREAMING=native) has its own workspace rate: Tier 4.
     stream_budget: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100, burst=20))
     reembedding: "asyncio.Task[int] | None" = None
+    mcp: MCPManager | None = None
     _stop_reembedding: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -44,13 +46,14 @@ class Runtime:
         store = Store(settings.db_path)
         store.prune_events()  # Slack retries within hours; a week of de-dup keys is plenty
         registry = Registry.discover()
+        mcp = await start_mcp(settings, registry)
         # One HTTP session for every tool call (connection reuse, one place for timeouts).
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         conversations = Conversations(settings=settings, store=store, provider=provider, model=model,
                                       registry=registry, http=http)
         runtime = cls(settings=settings, store=store, provider=provider, model=model, registry=registry,
                       http=http, budget=EditBudget(per_minute=50, burst=20, reserve_for_finals=10),
-                      conversations=conversations)
+                      conversations=conversations, mcp=mcp)
         runtime.start_reembedding()
         return runtime
 
@@ -70,9 +73,22 @@ class Runtime:
             raise asyncio.CancelledError
 
     async def aclose(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.close()  # stdio servers run in their own session: nothing else would stop them
         if self.reembedding is not None and not self.reembedding.done():
             self._stop_reembedding.set()  # the rest moves at the next start
             await asyncio.wait([self.reembedding])
         await self.http.close()
         await self.provider.aclose()
         self.store.close()
+
+
+async def start_mcp(settings: Settings, registry: Registry) -> MCPManager | None:
+    """Start the servers of THREADBOT_MCP_CONFIG (a malformed file stops start-up) and offer their tools."""
+    if settings.mcp_config is None:
+        return None
+    servers = load_servers_file(settings.mcp_config, settings.environment())
+    manager = MCPManager(servers, reserved_names=registry.names)
+    await manager.start()
+    registry.attach_mcp(manager)
+    return manager

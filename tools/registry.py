@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from bot.errors import ThreadbotError
 from bot.messages import ToolResultBlock, ToolSpec, ToolUseBlock
 from tools.context import ToolContext
+from tools.mcp import MCPManager
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,21 @@ class ToolError(Exception):
 class _ToolMark:
     status: str | None
     assistant_status: str | None
+    acts: bool = False
 
 
 def tool(func: ToolFunction | None = None, *, status: str | None = None,
-         assistant_status: str | None = None) -> Any:
+         assistant_status: str | None = None, acts: bool = False) -> Any:
     """Mark an `async def verb_noun(ctx: ToolContext, …)` as a tool; usable as `@tool` or `@tool(status=…)`.
 
     `status` is the line shown to the user while the tool runs, formatted with the call's arguments,
     e.g. "Checking the forecast for {place}…". `assistant_status` is what Slack's assistant panel says
-    after the app's name while it runs, e.g. "is checking the forecast…".
+    after the app's name while it runs, e.g. "is checking the forecast…". `acts=True` says the tool
+    changes something outside the bot: each call waits for the asking user's approval first.
     """
 
     def mark(fn: ToolFunction) -> ToolFunction:
-        setattr(fn, _MARK, _ToolMark(status=status, assistant_status=assistant_status))
+        setattr(fn, _MARK, _ToolMark(status=status, assistant_status=assistant_status, acts=acts))
         return fn
 
     return mark(func) if func is not None else mark
@@ -69,10 +72,11 @@ class Tool:
     spec: ToolSpec
     status: str | None = None
     assistant_status: str | None = None
+    acts: bool = False
 
     @classmethod
     def from_function(cls, function: ToolFunction, *, status: str | None = None,
-                      assistant_status: str | None = None) -> "Tool":
+                      assistant_status: str | None = None, acts: bool = False) -> "Tool":
         if not inspect.iscoroutinefunction(function):
             raise TypeError(f"tool {function.__qualname__} must be an async def")
         name = function.__name__
@@ -106,6 +110,7 @@ class Tool:
             spec=ToolSpec(name=name, description=summary, input_schema=schema),
             status=status,
             assistant_status=assistant_status,
+            acts=acts,
         )
 
 
@@ -114,6 +119,7 @@ class Registry:
 
     def __init__(self, tools: Iterable[Tool | ToolFunction] = ()):
         self._tools: dict[str, Tool] = {}
+        self._mcp: MCPManager | None = None
         for item in tools:
             self.add(item)
 
@@ -136,28 +142,53 @@ class Registry:
         if not isinstance(item, Tool):
             mark = getattr(item, _MARK, None)
             item = Tool.from_function(item, status=mark.status if mark else None,
-                                      assistant_status=mark.assistant_status if mark else None)
+                                      assistant_status=mark.assistant_status if mark else None,
+                                      acts=mark.acts if mark else False)
         if item.name in self._tools:
             raise ValueError(f"two tools are named {item.name}")
         self._tools[item.name] = item
         return item
 
+    def attach_mcp(self, manager: MCPManager) -> None:
+        """Offer the MCP servers' tools too (their names never clash with a built-in's: see tools.mcp.names)."""
+        self._mcp = manager
+
     def __contains__(self, name: object) -> bool:
-        return name in self._tools
+        if name in self._tools:
+            return True
+        return self._mcp is not None and isinstance(name, str) and self._mcp.get(name) is not None
 
     def __len__(self) -> int:
-        return len(self._tools)
+        return len(self.names)
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._tools)
+        mcp = [t.name for t in self._mcp.tools if t.name not in self._tools] if self._mcp is not None else []
+        return sorted([*self._tools, *mcp])
 
     def specs(self) -> list[ToolSpec]:
         """The tools as the model sees them, in a stable order (keeps the prompt cache warm)."""
-        return [self._tools[name].spec for name in self.names]
+        return [self._spec(name) for name in self.names]
+
+    def _spec(self, name: str) -> ToolSpec:
+        found = self._tools.get(name)
+        if found is not None:
+            return found.spec
+        assert self._mcp is not None
+        mcp_tool = self._mcp.get(name)
+        assert mcp_tool is not None
+        return mcp_tool.spec
+
+    def acts(self, name: str) -> bool:
+        """Whether a call to `name` changes something outside the bot, so it needs the user's approval."""
+        found = self._tools.get(name)
+        if found is not None:
+            return found.acts
+        mcp_tool = self._mcp.get(name) if self._mcp is not None else None
+        return mcp_tool.acts if mcp_tool is not None else False
 
     def status_line(self, name: str, input: dict[str, Any] | None) -> str:
         """The line shown while `name` runs, filled from its arguments; never raises."""
@@ -187,6 +218,9 @@ class Registry:
         Cancellation (CancelledError) passes through untouched so the agent's timeout can stop a tool.
         """
         found = self._tools.get(tool_use.name)
+        if found is None and self._mcp is not None and self._mcp.get(tool_use.name) is not None:
+            return await self._mcp.call(tool_use.name, dict(tool_use.input or {}), tool_use_id=tool_use.id,
+                                        timeout=ctx.settings.tool_timeout_s)
         if found is None:
             available = ", ".join(self.names) or "none"
             return _error(tool_use, f"Unknown tool {tool_use.name!r}. Available tools: {available}.")

@@ -1,4 +1,4 @@
-"""The `threadbot` command: run, console, ingest, search, usage."""
+"""The `threadbot` command: run, console, ingest, search, usage, mcp."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,8 @@ def _configure_logging() -> None:
     level = os.environ.get("THREADBOT_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # The SDKs log request details (including headers) at DEBUG; keep them quiet so no token is logged.
-    for noisy in ("slack_sdk", "slack_bolt", "anthropic", "openai", "httpx", "httpcore", "aiohttp.access"):
+    for noisy in ("slack_sdk", "slack_bolt", "anthropic", "openai", "httpx", "httpcore", "aiohttp.access",
+                  "httpx2", "httpcore2", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.getLogger(noisy).level, logging.WARNING))
 
 
@@ -52,6 +53,12 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     return run_search(settings, args.query, scope=args.scope, k=args.k, as_json=args.json)
 
 
+def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli.mcp import run_mcp
+
+    return run_mcp(settings, as_json=args.json)
+
+
 def _usage_days(value: str) -> int:
     from bot.cli.usage import days
 
@@ -82,10 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--user", action="append", help="a Slack user id (repeatable); default: everyone")
     usage.add_argument("--days", type=_usage_days, default=30, help="report window in days (1-365, default 30)")
     usage.add_argument("--json", action="store_true")
+
+    mcp = sub.add_parser("mcp", help="the MCP servers of THREADBOT_MCP_CONFIG: started or why not, and their tools")
+    mcp.add_argument("--json", action="store_true")
     return parser
 
 
-COMMANDS = {"run": cmd_run, "console": cmd_console, "ingest": cmd_ingest, "search": cmd_search, "usage": cmd_usage}
+COMMANDS = {"run": cmd_run, "console": cmd_console, "ingest": cmd_ingest, "search": cmd_search, "usage": cmd_usage,
+            "mcp": cmd_mcp}
 
 
 def main(argv: list[str] | None = None) -> int:

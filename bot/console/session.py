@@ -18,7 +18,9 @@ from bot.console.commands import (
 from bot.console.reply import INTERRUPTED, ConsoleReply
 from bot.console.screen import Screen, log_to_screen
 from bot.console.terminal import forward_sigint_to_main_thread, read_line
+from bot.console.approval import ConsoleApproval
 from bot.conversation import GENERIC_FAILURE, Turn
+from bot.conversation.approvals import Approve
 from bot.errors import ThreadbotError, failure_for
 from bot.messages import Message, TextBlock
 
@@ -39,6 +41,7 @@ class Console:
     screen: Screen
     thread_ts: str
     embedder_factory: Callable[[Settings], "Embedder"] | None = None
+    approve: Approve | None = None  # the y/N question before a tool that acts
     exit_requested: bool = False
     _last_ts: float = field(default=0.0, repr=False)
     _embedder: "Embedder | None" = field(default=None, repr=False)
@@ -84,7 +87,7 @@ class Console:
                     user_id=CONSOLE_USER, text=text, ts=self._next_ts(), surface="console")
         reply = ConsoleReply(self.screen, self.runtime.registry)
         try:
-            await self.runtime.conversations.handle(turn, reply)
+            await self.runtime.conversations.handle(turn, reply, approve=self.approve)
         except asyncio.CancelledError:  # Ctrl-C while the answer streams
             if not reply.interrupted:
                 self.screen.writer.close()
@@ -184,7 +187,8 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
         if interactive:
             forward_sigint_to_main_thread()
         runtime = runner.run(Runtime.create(settings))
-        console = Console(runtime=runtime, screen=screen, thread_ts=thread_ts)
+        approve = ConsoleApproval(screen, stdin, timeout_s=settings.approval_timeout_s)
+        console = Console(runtime=runtime, screen=screen, thread_ts=thread_ts, approve=approve)
         try:
             _greet(console, resumed=thread is not None, interactive=interactive)
             while not console.exit_requested:

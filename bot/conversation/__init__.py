@@ -16,6 +16,7 @@ from bot.accounting.limits import check_and_reserve
 from bot.accounting.meter import Attribution, Meter
 from bot.config import Settings
 from bot.conversation.agent import Agent, ReplySink
+from bot.conversation.approvals import Approve
 from bot.conversation.history import repair
 from bot.conversation.transcript import Counted, Transcript
 from bot.errors import Failure, Interrupted, LimitExceeded, failure_for
@@ -77,7 +78,8 @@ class Conversations:
         self._waiting: dict[tuple[str, str], int] = defaultdict(int)
         self._active: set[asyncio.Task[None]] = set()
 
-    async def handle(self, turn: Turn, reply: Reply) -> None:
+    async def handle(self, turn: Turn, reply: Reply, *, approve: Approve | None = None) -> None:
+        """Answer one turn; `approve` is how this surface asks the user before a tool that acts runs."""
         text = turn.text.strip()
         if not text:
             await reply.say(EMPTY_MESSAGE_HELP)
@@ -98,7 +100,7 @@ class Conversations:
         self._waiting[key] += 1
         try:
             async with self._locks[key]:
-                await self._answer(turn, text, reply)
+                await self._answer(turn, text, reply, approve)
         finally:
             self._active.discard(task)  # type: ignore[arg-type]
             self._waiting[key] -= 1
@@ -106,7 +108,7 @@ class Conversations:
                 del self._waiting[key]
                 self._locks.pop(key, None)
 
-    async def _answer(self, turn: Turn, text: str, reply: Reply) -> None:
+    async def _answer(self, turn: Turn, text: str, reply: Reply, approve: Approve | None) -> None:
         conversation_id = self.store.conversation_id(
             team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts, user_id=turn.user_id)
         stored = self.store.history(conversation_id)
@@ -136,7 +138,7 @@ class Conversations:
             viewing_channel_id=turn.viewing_channel_id,
         )
         try:
-            outcome = await self.agent.run(transcript, ctx=ctx, reply=reply, stream=meter.stream)
+            outcome = await self.agent.run(transcript, ctx=ctx, reply=reply, stream=meter.stream, approve=approve)
         except asyncio.CancelledError:
             # Shutting down mid-answer: tell the user and close the turn rather than leave "Thinking…".
             await self._fail(conversation_id, reply, Interrupted())

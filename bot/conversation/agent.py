@@ -22,6 +22,7 @@ from bot.messages import (
     ToolUseBlock,
     ToolUseStarted,
 )
+from bot.conversation.approvals import ApprovalRequest, Approve, cannot_ask, declined
 from tools.context import ToolContext
 from tools.registry import Registry
 
@@ -82,13 +83,15 @@ class Agent:
         ctx: ToolContext,
         reply: ReplySink,
         stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],
+        approve: Approve | None = None,
     ) -> TurnOutcome:
         """Run one turn. The transcript ends with the user's message; every message the turn produces is
         recorded as soon as it is complete (tool_use with its tool_result together), so the stored
         history stays a valid request even if the turn dies half-way.
 
         Model errors (bot.errors.ModelError) propagate: the caller closes the turn. Tool failures
-        never do; they go back to the model as error results."""
+        never do; they go back to the model as error results. A tool that acts runs only after
+        `approve` (the surface asking the user) said yes; without `approve` it does not run."""
         specs = self.registry.specs()
         persist = transcript.record
         rounds = 0
@@ -124,7 +127,7 @@ class Agent:
             # Tool calls are answered whatever the stop_reason says: an unanswered tool_use would make
             # the stored history an invalid request.
             try:
-                results = await self._run_tools(ctx, tool_uses, reply)
+                results = await self._run_tools(ctx, tool_uses, reply, approve)
             except BaseException:
                 # Cancelled mid-tools (shutdown): keep the calls with an "interrupted" answer, so the
                 # thread keeps its tool context and stays valid; the caller closes the turn.
@@ -149,12 +152,17 @@ class Agent:
         return done
 
     async def _run_tools(self, ctx: ToolContext, tool_uses: list[ToolUseBlock],
-                         reply: ReplySink) -> list[ToolResultBlock]:
+                         reply: ReplySink, approve: Approve | None) -> list[ToolResultBlock]:
         reply.tools_started(tool_uses)
         # gather keeps the order of tool_uses, which is the order the results must go back in.
-        return list(await asyncio.gather(*(self._run_one(ctx, u) for u in tool_uses)))
+        return list(await asyncio.gather(*(self._run_one(ctx, u, approve) for u in tool_uses)))
 
-    async def _run_one(self, ctx: ToolContext, tool_use: ToolUseBlock) -> ToolResultBlock:
+    async def _run_one(self, ctx: ToolContext, tool_use: ToolUseBlock, approve: Approve | None) -> ToolResultBlock:
+        if self.registry.acts(tool_use.name):
+            # Asked before the tool's timeout starts: a person may take minutes to decide.
+            refused = await self._ask(ctx, tool_use, approve)
+            if refused is not None:
+                return refused
         started = time.monotonic()
         try:
             result = await asyncio.wait_for(self.registry.run(ctx, tool_use), timeout=self.tool_timeout_s)
@@ -169,3 +177,18 @@ class Agent:
         log.info("tool %s (%s) %s in %.0f ms", tool_use.name, tool_use.id,
                  "failed" if result.is_error else "ran", (time.monotonic() - started) * 1000)
         return result
+
+    async def _ask(self, ctx: ToolContext, tool_use: ToolUseBlock, approve: Approve | None) -> ToolResultBlock | None:
+        """None when the user approved; otherwise the result the model reads instead of the tool's."""
+        if approve is None:
+            log.info("tool %s (%s) acts and nobody can approve it here: not run", tool_use.name, tool_use.id)
+            return ToolResultBlock(tool_use.id, cannot_ask(tool_use.name), True)
+        request = ApprovalRequest(tool_use.id, tool_use.name, dict(tool_use.input or {}), ctx.user_id)
+        try:
+            approved = await approve(request)
+        except Exception:  # noqa: BLE001 - a broken question is a no, never a silent yes
+            log.exception("asking approval for %s (%s) failed", tool_use.name, tool_use.id)
+            approved = False
+        log.info("tool %s (%s) %s by %s", tool_use.name, tool_use.id, "approved" if approved else "declined",
+                 ctx.user_id)
+        return None if approved else ToolResultBlock(tool_use.id, declined(tool_use.name), True)

@@ -68,9 +68,9 @@ async def test_message_in_assistant_thread_uses_status_title_and_viewed_channel(
     seen: list[Turn] = []
     handle = bot.runtime.conversations.handle
 
-    async def spy(turn: Turn, reply: Any) -> None:
+    async def spy(turn: Turn, reply: Any, **options: Any) -> None:
         seen.append(turn)
-        await handle(turn, reply)
+        await handle(turn, reply, **options)
 
     bot.runtime.conversations.handle = spy  # type: ignore[method-assign]
     bot.model.add(

@@ -9,6 +9,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation import Turn
+from bot.conversation.approvals import ApprovalRequest
+from bot.slack.approvals import SlackApprovals
 from bot.slack.listeners.feedback import feedback_blocks
 from bot.slack.assistant_status import AssistantStatus
 from bot.slack.reply import SlackReply
@@ -26,13 +28,13 @@ ANSWERABLE_SUBTYPES = {None, "file_share", "thread_broadcast"}
 TITLE_CHARS = 80
 
 
-def register(app: AsyncApp, runtime: Runtime) -> None:
+def register(app: AsyncApp, runtime: Runtime, *, approvals: SlackApprovals | None = None) -> None:
     sync = ThreadSync(runtime.store)
 
     async def handle_app_mention(body: dict[str, Any], event: dict[str, Any], context: Any,
                                  client: AsyncWebClient) -> None:
         await _answer(runtime, client, body, event, surface="mention", bot_user_id=context.get("bot_user_id"),
-                      bot_id=context.get("bot_id"), sync=sync)
+                      bot_id=context.get("bot_id"), sync=sync, approvals=approvals)
 
     async def handle_message(body: dict[str, Any], event: dict[str, Any], context: Any,
                              client: AsyncWebClient) -> None:
@@ -48,12 +50,12 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             if thread is None or not thread.answered:
                 return
             await _answer(runtime, client, body, event, surface="mention", bot_user_id=bot_user_id,
-                          bot_id=context.get("bot_id"), sync=sync)
+                          bot_id=context.get("bot_id"), sync=sync, approvals=approvals)
             return
         # Bolt already drops our own messages; drop other bots, edits and deletions here.
         if event.get("bot_id") or event.get("subtype") not in ANSWERABLE_SUBTYPES:
             return
-        await _answer(runtime, client, body, event, surface="dm", bot_user_id=bot_user_id)
+        await _answer(runtime, client, body, event, surface="dm", bot_user_id=bot_user_id, approvals=approvals)
 
     app.event("app_mention")(handle_app_mention)
     app.event("message")(handle_message)
@@ -61,7 +63,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
 
 async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any], event: dict[str, Any], *,
                   surface: str, bot_user_id: str | None, bot_id: str | None = None,
-                  sync: ThreadSync | None = None) -> None:
+                  sync: ThreadSync | None = None, approvals: SlackApprovals | None = None) -> None:
     channel, ts, user = event.get("channel"), event.get("ts"), event.get("user")
     if not (channel and ts and user):
         log.warning("ignoring malformed %s event %s", event.get("type"), body.get("event_id"))
@@ -104,7 +106,11 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
         if not turn.text:
             return
     reply = build_reply(runtime, client, turn, assistant=assistant)
-    await runtime.conversations.handle(turn, reply)
+    approve = None
+    if approvals is not None:
+        async def approve(request: ApprovalRequest) -> bool:
+            return await approvals.ask(client, request, channel=channel, thread_ts=thread_ts)
+    await runtime.conversations.handle(turn, reply, approve=approve)
 
 
 def build_reply(runtime: Runtime, client: AsyncWebClient, turn: Turn, *, assistant: bool) -> SlackReply | NativeReply:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from tests.fakes.mcp_servers._parent import exit_with_parent
 
-app = MCPServer("notes")
+app = MCPServer("notes", log_level="WARNING")
 NOTES: dict[str, str] = {}
 PNG_1X1 = base64.b64encode(
     bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -1,0 +1,138 @@
+"""Approval in Slack: a message in the thread with Approve/Deny buttons; only the asking user decides."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.conversation.approvals import ApprovalRequest
+from bot.slack.web_api import FAILURES, call, reason
+
+log = logging.getLogger(__name__)
+
+APPROVE_ACTION_ID = "tool_approve"
+DENY_ACTION_ID = "tool_deny"
+BLOCK_ID = "tool_approval"
+Outcome = Literal["approved", "denied", "timeout"]
+
+
+@dataclass
+class _Waiting:
+    user_id: str
+    decided: asyncio.Future[tuple[bool, str]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def _escape(text: str) -> str:
+    # Model-chosen text in mrkdwn: no mentions or links it could smuggle in.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _describe(request: ApprovalRequest) -> str:
+    arguments = request.readable_arguments()
+    lines = [f"<@{request.user_id}>, I'd like to run *{_escape(request.tool)}*" + (" with:" if arguments else ".")]
+    lines += [f"• `{_escape(name)}`: {_escape(value)}" for name, value in arguments]
+    return "\n".join(lines)
+
+
+def question_blocks(request: ApprovalRequest, approval_id: str) -> list[dict[str, Any]]:
+    def button(text: str, action_id: str, style: str) -> dict[str, Any]:
+        return {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id,
+                "value": approval_id, "style": style}
+
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _describe(request)[:2900]}},
+        {"type": "actions", "block_id": BLOCK_ID, "elements": [
+            button("Approve", APPROVE_ACTION_ID, "primary"), button("Deny", DENY_ACTION_ID, "danger")]},
+    ]
+
+
+def decision_text(request: ApprovalRequest, outcome: Outcome, *, timeout_s: float) -> str:
+    tool = f"*{_escape(request.tool)}*"
+    if outcome == "approved":
+        return f"✅ <@{request.user_id}> approved running {tool}."
+    if outcome == "denied":
+        return f"🚫 <@{request.user_id}> declined running {tool}; it was not run."
+    return f"⏱️ No answer within {_duration(timeout_s)}, so {tool} was not run."
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
+
+
+class SlackApprovals:
+    """The approval questions this process is waiting on, and the button listener that answers them."""
+
+    def __init__(self, *, timeout_s: float):
+        self.timeout_s = timeout_s
+        self._waiting: dict[str, _Waiting] = {}
+
+    async def ask(self, client: AsyncWebClient, request: ApprovalRequest, *, channel: str, thread_ts: str) -> bool:
+        """Post the question, wait for the asking user's click (or the timeout), show the decision."""
+        approval_id = secrets.token_urlsafe(12)
+        first_line = f"Approval needed: {request.tool}"
+        try:
+            posted = await call(client, "chat.postMessage", channel=channel, thread_ts=thread_ts, text=first_line,
+                                blocks=question_blocks(request, approval_id))
+        except FAILURES as exc:
+            log.warning("could not ask approval for %s in %s: %s", request.tool, channel, reason(exc))
+            return False
+        waiting = self._waiting[approval_id] = _Waiting(request.user_id)
+        try:
+            approved, _ = await asyncio.wait_for(asyncio.shield(waiting.decided), self.timeout_s)
+            outcome: Outcome = "approved" if approved else "denied"
+        except asyncio.TimeoutError:
+            approved, outcome = False, "timeout"
+        finally:
+            self._waiting.pop(approval_id, None)
+        text = decision_text(request, outcome, timeout_s=self.timeout_s)
+        try:
+            await call(client, "chat.update", channel=channel, ts=posted["ts"], text=text,
+                       blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+        except FAILURES as exc:
+            log.warning("could not show the approval decision in %s: %s", channel, reason(exc))
+        return approved
+
+    def decide(self, approval_id: str, user_id: str, approved: bool) -> Literal["decided", "not_yours", "gone"]:
+        waiting = self._waiting.get(approval_id)
+        if waiting is None or waiting.decided.done():
+            return "gone"
+        if user_id != waiting.user_id:
+            return "not_yours"
+        waiting.decided.set_result((approved, user_id))
+        return "decided"
+
+    def owner(self, approval_id: str) -> str | None:
+        waiting = self._waiting.get(approval_id)
+        return waiting.user_id if waiting else None
+
+    def register(self, app: AsyncApp) -> None:
+        async def handle_tool_approval(ack: Any, body: dict[str, Any], action: dict[str, Any],
+                                       client: AsyncWebClient) -> None:
+            await ack()
+            approval_id = str(action.get("value") or "")
+            user_id = (body.get("user") or {}).get("id") or ""
+            container = body.get("container") or {}
+            channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+            thread_ts = (body.get("message") or {}).get("thread_ts") or container.get("thread_ts")
+            owner = self.owner(approval_id)
+            result = self.decide(approval_id, user_id, action.get("action_id") == APPROVE_ACTION_ID)
+            if result == "decided" or not channel:
+                return
+            text = (f"Only <@{owner}> can approve this." if result == "not_yours"
+                    else "This request is no longer waiting for an answer.")
+            try:
+                await call(client, "chat.postEphemeral", patient=False, channel=channel, user=user_id, text=text,
+                           **({"thread_ts": thread_ts} if thread_ts else {}))
+            except FAILURES as exc:
+                log.warning("chat.postEphemeral failed: %s", reason(exc))
+
+        app.action(APPROVE_ACTION_ID)(handle_tool_approval)
+        app.action(DENY_ACTION_ID)(handle_tool_approval)
