@@ -78,13 +78,15 @@ class SlackApprovals:
         """Post the question, wait for the asking user's click (or the timeout), show the decision."""
         approval_id = secrets.token_urlsafe(12)
         first_line = f"Approval needed: {request.tool}"
+        # Waiting before the question is posted: a quick click may arrive before chat.postMessage returns.
+        waiting = self._waiting[approval_id] = _Waiting(request.user_id)
         try:
             posted = await call(client, "chat.postMessage", channel=channel, thread_ts=thread_ts, text=first_line,
                                 blocks=question_blocks(request, approval_id))
         except FAILURES as exc:
+            self._waiting.pop(approval_id, None)
             log.warning("could not ask approval for %s in %s: %s", request.tool, channel, reason(exc))
             return False
-        waiting = self._waiting[approval_id] = _Waiting(request.user_id)
         try:
             approved, _ = await asyncio.wait_for(asyncio.shield(waiting.decided), self.timeout_s)
             outcome: Outcome = "approved" if approved else "denied"
