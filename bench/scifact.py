@@ -9,6 +9,7 @@ abstracts, several minutes on two cores).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import itertools
 import json
@@ -22,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bot.llm  # noqa: E402,F401  (imports bot.errors in the order the package expects)
-from bot.store import Store  # noqa: E402
-from bot.store.knowledge import NewChunk  # noqa: E402
+from bot.store import NewChunk, NewDocument  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
+from knowledge.index import index_for  # noqa: E402
+from knowledge.ingest import store_document  # noqa: E402
 from knowledge.chunk import CHUNK_TOKENS, OVERLAP_TOKENS, chunk_blocks, embedding_text  # noqa: E402
 from knowledge.embed import LocalEmbedder, OpenAIEmbedder  # noqa: E402
 from knowledge.parse import Block  # noqa: E402
@@ -92,21 +94,21 @@ def cached_vectors(embedder, chunks) -> np.ndarray:
     return vectors
 
 
-def build_store(corpus, chunks, vectors, embedder) -> tuple[Store, dict[int, str]]:
-    store = Store(":memory:")
+async def build_store(corpus, chunks, vectors, embedder) -> tuple[SqliteStore, dict[int, str]]:
+    store = SqliteStore(":memory:")
     by_doc: dict[str, list[int]] = defaultdict(list)
     for i, (doc_id, _, _) in enumerate(chunks):
         by_doc[doc_id].append(i)
     titles = {d["_id"]: d["title"] for d in corpus}
     chunk_doc: dict[int, str] = {}
     for doc_id, rows in by_doc.items():
-        document_id, _ = store.knowledge_add_document(
-            scope=SCOPE, title=titles[doc_id], mimetype="text/plain", kind="text",
-            sha256=hashlib.sha256(doc_id.encode()).hexdigest(), size_bytes=0, uploaded_by="bench",
-            slack_file_id=None, permalink=None, embedding_model=embedder.model, embedding_dim=embedder.dim,
-            chunks=[(NewChunk(ordinal=n, text=chunks[i][2]), vectors[i]) for n, i in enumerate(rows)],
-        )
-        for chunk in store.knowledge_document_chunks(document_id):
+        document = NewDocument(scope=SCOPE, title=titles[doc_id], mimetype="text/plain", kind="text", size_bytes=0,
+                               uploaded_by="bench", slack_file_id=None, permalink=None,
+                               embedding_model=embedder.model, embedding_dim=embedder.dim)
+        document_id, _ = await store_document(
+            store, document, sha256=hashlib.sha256(doc_id.encode()).hexdigest(),
+            chunks=[(NewChunk(ordinal=n, text=chunks[i][2]), vectors[i]) for n, i in enumerate(rows)])
+        for chunk in await store.knowledge_document_chunks(document_id):
             chunk_doc[chunk.id] = doc_id
     return store, chunk_doc
 
@@ -128,16 +130,17 @@ def evaluate(rankings, chunk_doc, qrels, fuse) -> float:
     return float(np.mean(scores))
 
 
-def run_rankings(store, qvecs, queries, qids, embedder, bm25_weights):
+async def run_rankings(store, qvecs, queries, qids, embedder, bm25_weights):
     out = {}
+    index = index_for(store)
     for qid in qids:
-        lex = store.knowledge_bm25(fts_query(queries[qid]), scopes=[SCOPE], limit=DEPTH, weights=bm25_weights)
-        sem = store.knowledge_knn(qvecs[qid], model=embedder.model, dim=embedder.dim, scopes=[SCOPE], k=DEPTH)
+        lex = await index.bm25(fts_query(queries[qid]), scopes=[SCOPE], limit=DEPTH, weights=bm25_weights)
+        sem = await index.knn(qvecs[qid], model=embedder.model, dim=embedder.dim, scopes=[SCOPE], k=DEPTH)
         out[qid] = (lex, sem)
     return out
 
 
-def main() -> None:
+async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
     parser.add_argument("--embedder", choices=["local", "openai"], default="local")
@@ -151,7 +154,7 @@ def main() -> None:
           f" embedder {embedder.model}")
     vectors = cached_vectors(embedder, chunks)
     started = time.perf_counter()
-    store, chunk_doc = build_store(corpus, chunks, vectors, embedder)
+    store, chunk_doc = await build_store(corpus, chunks, vectors, embedder)
     print(f"store built in {time.perf_counter() - started:.1f} s")
 
     qids = {split: [q for q in qrels[split] if q in queries] for split in qrels}
@@ -167,7 +170,7 @@ def main() -> None:
     best = (-1.0, DEFAULT_FUSION)
     for title_w in (1.0, 2.0, 3.0):
         weights = (title_w, 1.0, 1.0)
-        train = run_rankings(store, qvecs, queries, qids["train"], embedder, weights)
+        train = await run_rankings(store, qvecs, queries, qids["train"], embedder, weights)
         for options in candidates:
             params = FusionParams(bm25_weight=1.0, bm25_weights=weights, **options)
             score = evaluate(train, chunk_doc, qrels["train"], lambda lex, sem, p=params: fuse(sem, lex, p))
@@ -176,16 +179,16 @@ def main() -> None:
     tuned = best[1]
     print(f"tuned on train ({len(qids['train'])} queries): {tuned} → train nDCG@10 {best[0]:.4f}")
 
-    def report(split: str, params: FusionParams) -> dict[str, float]:
-        rankings = run_rankings(store, qvecs, queries, qids[split], embedder, params.bm25_weights)
+    async def report(split: str, params: FusionParams) -> dict[str, float]:
+        rankings = await run_rankings(store, qvecs, queries, qids[split], embedder, params.bm25_weights)
         return {
             "bm25": evaluate(rankings, chunk_doc, qrels[split], lambda lex, sem: lex),
             "vector": evaluate(rankings, chunk_doc, qrels[split], lambda lex, sem: sem),
             "hybrid": evaluate(rankings, chunk_doc, qrels[split], lambda lex, sem: fuse(sem, lex, params)),
         }
 
-    default = report("test", DEFAULT_FUSION)
-    test = report("test", tuned)
+    default = await report("test", DEFAULT_FUSION)
+    test = await report("test", tuned)
     print(f"\nTest split, {len(qids['test'])} queries, nDCG@10:")
     print(f"  shipped defaults {DEFAULT_FUSION}: " + ", ".join(f"{k} {v:.4f}" for k, v in default.items()))
     for name, value in test.items():
@@ -199,4 +202,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())

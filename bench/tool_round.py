@@ -40,7 +40,7 @@ from bot.llm import provider_for  # noqa: E402
 from bot.llm.base import Provider  # noqa: E402
 from bot.errors import Failure  # noqa: E402
 from bot.messages import MessageDone, ModelRequest, StreamEvent, ToolUseBlock  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, Reply  # noqa: E402
 from tests.fakes.open_meteo import FakeOpenMeteo  # noqa: E402
 from tools.extract_record import extract_record  # noqa: E402
@@ -125,7 +125,7 @@ async def run(turns: int) -> None:
             )
             inner, model_id = provider_for(settings)
             provider = TimedProvider(inner)
-            store = Store(settings.db_path)
+            store = SqliteStore(settings.db_path)
             http_times: list[float] = []
             async with aiohttp.ClientSession(trace_configs=[weather_tracing(http_times)]) as http:
                 conversations = Conversations(
@@ -140,7 +140,7 @@ async def run(turns: int) -> None:
                         if i:
                             samples[kind].append(sample)
             await provider.aclose()
-            store.close()
+            await store.close()
     finally:
         model.stop_in_thread()
     report(samples, turns)

@@ -8,6 +8,7 @@ the stored content (what loading the history costs anyway).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import statistics
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock  # noqa: E402
 from bot.conversation.context_window import cache_point, fit_history  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from bot.llm.tokens import count_message_tokens, count_tools_tokens  # noqa: E402
 
 WORDS = ("the deploy failed because the config map was missing a key so we rolled back and opened a ticket "
@@ -56,16 +57,21 @@ def median_ms(fn, runs: int = RUNS) -> float:
     return statistics.median(times) * 1000
 
 
+async def store_thread(path: Path, thread: list) -> tuple[list, list[str]]:
+    store = SqliteStore(path)
+    cid = await store.conversation_id(team_id="T1", channel_id="C1", thread_ts="1.0", user_id="U1")
+    await store.append_messages(cid, thread, token_counts=[count_message_tokens(m) for m in thread])
+    history = await store.history(cid)
+    raw = [row[0] for row in store.conn.execute("SELECT content_json FROM messages ORDER BY id")]
+    await store.close()
+    return history, raw
+
+
 def main() -> None:
     rng = random.Random(7)
     thread = build_thread(rng, 2_000)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "bench.db")
-        cid = store.conversation_id(team_id="T1", channel_id="C1", thread_ts="1.0", user_id="U1")
-        store.append_messages(cid, thread, token_counts=[count_message_tokens(m) for m in thread])
-        history = store.history(cid)
-        raw = [row[0] for row in store.conn.execute("SELECT content_json FROM messages ORDER BY id")]
-        store.close()
+        history, raw = asyncio.run(store_thread(Path(tmp) / "bench.db", thread))
 
     total = sum(h.token_count or 0 for h in history)
     kept = fit_history(history, model=MODEL, max_tokens=1024, system_tokens=400, tools_tokens=count_tools_tokens([]))

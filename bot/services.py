@@ -14,7 +14,7 @@ from bot.slack.edit_budget import EditBudget
 from bot.llm import provider_for
 from bot.llm.base import Provider
 from bot.llm.catalog import configure as configure_catalog
-from bot.store import Store
+from bot.store import Store, open_store
 from knowledge.embed import make_embedder
 from knowledge.ingest import reembed
 from tools.mcp import MCPManager, load_servers_file
@@ -43,8 +43,8 @@ class Runtime:
     async def create(cls, settings: Settings) -> "Runtime":
         provider, model = provider_for(settings)
         configure_catalog(settings.pricing_file)
-        store = Store(settings.db_path)
-        store.prune_events()  # Slack retries within hours; a week of de-dup keys is plenty
+        store = await open_store(settings)
+        await store.prune_events()  # Slack retries within hours; a week of de-dup keys is plenty
         registry = Registry.discover()
         mcp = await start_mcp(settings, registry)
         # One HTTP session for every tool call (connection reuse, one place for timeouts).
@@ -54,18 +54,18 @@ class Runtime:
         runtime = cls(settings=settings, store=store, provider=provider, model=model, registry=registry,
                       http=http, budget=EditBudget(per_minute=50, burst=20, reserve_for_finals=10),
                       conversations=conversations, mcp=mcp)
-        runtime.start_reembedding()
+        await runtime.start_reembedding()
         return runtime
 
-    def start_reembedding(self) -> None:
+    async def start_reembedding(self) -> None:
         """After THREADBOT_EMBEDDER changes, move every document to the new model in the background:
         vectors of two models are never compared, so until then those documents are found by BM25 only."""
         embedder = make_embedder(self.settings)
-        stale = self.store.knowledge_document_ids_outside(embedder.model, embedder.dim)
+        stale = await self.store.knowledge_document_ids_outside(embedder.model, embedder.dim)
         if stale:
             log.info("re-embedding %d documents with %s", len(stale), embedder.model)
-            self.reembedding = asyncio.create_task(asyncio.to_thread(
-                reembed, self.store, embedder, progress=self._check_stop_reembedding))
+            self.reembedding = asyncio.create_task(
+                reembed(self.store, embedder, progress=self._check_stop_reembedding))
 
     def _check_stop_reembedding(self, _: object) -> None:
         # Called before each document: stopping here leaves every document whole in one model.
@@ -80,7 +80,7 @@ class Runtime:
             await asyncio.wait([self.reembedding])
         await self.http.close()
         await self.provider.aclose()
-        self.store.close()
+        await self.store.close()
 
 
 async def start_mcp(settings: Settings, registry: Registry) -> MCPManager | None:

@@ -1,9 +1,7 @@
 """Knowledge-base failures; each carries the sentence the uploader or searcher sees."""
 from __future__ import annotations
 
-# bot.llm.types first: importing bot.errors first trips the bot.errors ↔ bot.llm import cycle.
-import bot.messages  # noqa: F401  # isort: skip
-from bot.errors import ThreadbotError  # isort: skip
+from bot.errors import ThreadbotError
 
 
 class KnowledgeError(ThreadbotError):

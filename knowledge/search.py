@@ -1,4 +1,4 @@
-"""Hybrid knowledge search: vector KNN and FTS5 BM25, both filtered by scope in SQL, then fused."""
+"""Hybrid knowledge search: vector KNN and BM25, both filtered by scope (knowledge/index.py), then fused."""
 from __future__ import annotations
 
 import asyncio
@@ -7,19 +7,16 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from knowledge.errors import EmbedderUnavailable
+from knowledge.index import index_for
+
 if TYPE_CHECKING:
     from bot.store import Store
     from knowledge.embed import Embedder
 
-from knowledge.errors import EmbedderUnavailable
-
 log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "bm25", "vector"]
-
-WORKSPACE = "workspace"
-CONSOLE_CHANNEL = "console"  # the channel id `threadbot console` uses for its turns
-
 
 @dataclass(frozen=True)
 class SearchHit:
@@ -39,6 +36,11 @@ class SearchHit:
         if self.page is not None:
             return f"p. {self.page}"
         return self.section or ""
+
+    def snippet(self, max_chars: int) -> str:
+        """The text on one line, cut to `max_chars` with an ellipsis."""
+        flat = " ".join(self.text.split())
+        return flat if len(flat) <= max_chars else flat[:max_chars - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -61,30 +63,6 @@ class FusionParams:
 
 
 DEFAULT_FUSION = FusionParams()
-
-
-def scopes_for(*, user_id: str, channel_id: str | None) -> list[str]:
-    """The scopes a search by this user from this conversation may read (DESIGN invariant 7).
-
-    A DM (channel id D…) sees workspace documents and the user's own uploads; a channel sees
-    workspace documents and that channel's uploads. A user's private uploads are deliberately not
-    searched from a channel: the answer is posted where everyone in the channel can read it.
-    """
-    if is_private_conversation(channel_id):
-        return [WORKSPACE, f"user:{user_id}"]
-    return [WORKSPACE, f"channel:{channel_id}"]
-
-
-def is_private_conversation(channel_id: str | None) -> bool:
-    """A Slack DM (D…), or `threadbot console`'s conversation, which only its one user sees."""
-    return channel_id is None or channel_id.startswith("D") or channel_id == CONSOLE_CHANNEL
-
-
-def scope_for_upload(*, user_id: str, channel_id: str | None) -> str:
-    """Where a shared file lands: private to the uploader in a DM, else the channel it was shared in."""
-    if is_private_conversation(channel_id):
-        return f"user:{user_id}"
-    return f"channel:{channel_id}"
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -112,7 +90,7 @@ def fts_query(text: str) -> str:
     return " OR ".join(f'"{w}"' for w in (content or words))
 
 
-def search(
+async def search(
     store: "Store",
     embedder: "Embedder",
     query: str,
@@ -122,12 +100,12 @@ def search(
     mode: Mode = "hybrid",
     fusion: FusionParams = DEFAULT_FUSION,
 ) -> list[SearchHit]:
-    """The top-k chunks for a query in these scopes, best first. Blocking: call it from a thread."""
+    """The top-k chunks for a query in these scopes, best first; embedding the query runs in a thread."""
     if not query.strip() or not scopes or k <= 0:
         return []
-    ranked = fused_scores(store, embedder, query, scopes=scopes, k=k, mode=mode, fusion=fusion)
+    ranked = await fused_scores(store, embedder, query, scopes=scopes, k=k, mode=mode, fusion=fusion)
     top = ranked[:k]
-    chunks = store.knowledge_chunks([chunk_id for chunk_id, _ in top])
+    chunks = await store.knowledge_chunks([chunk_id for chunk_id, _ in top])
     hits = []
     for chunk_id, score in top:
         chunk = chunks.get(chunk_id)
@@ -140,7 +118,7 @@ def search(
     return hits
 
 
-def fused_scores(
+async def fused_scores(
     store: "Store",
     embedder: "Embedder",
     query: str,
@@ -152,20 +130,21 @@ def fused_scores(
 ) -> list[tuple[int, float]]:
     """(chunk id, score) best first, without loading chunk texts (the benchmark's entry point)."""
     depth = max(fusion.candidates, k)
+    index = index_for(store)
     lexical: list[tuple[int, float]] = []
     semantic: list[tuple[int, float]] = []
     if mode in ("hybrid", "bm25"):
-        lexical = store.knowledge_bm25(fts_query(query), scopes=scopes, limit=depth, weights=fusion.bm25_weights)
+        lexical = await index.bm25(fts_query(query), scopes=scopes, limit=depth, weights=fusion.bm25_weights)
     if mode in ("hybrid", "vector"):
         try:
-            vector = embedder.embed([query])[0]
+            vector = (await asyncio.to_thread(embedder.embed, [query]))[0]
         except EmbedderUnavailable:
             if mode == "vector":
                 raise
             # Keyword results beat no results while the embeddings service is down.
             log.warning("query embedding failed; answering from BM25 only", exc_info=True)
             return lexical
-        semantic = store.knowledge_knn(vector, model=embedder.model, dim=embedder.dim, scopes=scopes, k=depth)
+        semantic = await index.knn(vector, model=embedder.model, dim=embedder.dim, scopes=scopes, k=depth)
     if mode == "bm25":
         return lexical
     if mode == "vector":
@@ -201,16 +180,3 @@ def rrf(rankings: list[tuple[list[tuple[int, float]], float]], *, k: float = 60.
         for rank, (item, _) in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda kv: -kv[1])
-
-
-async def search_async(
-    store: "Store",
-    embedder: "Embedder",
-    query: str,
-    *,
-    scopes: list[str],
-    k: int = 5,
-    mode: Mode = "hybrid",
-) -> list[SearchHit]:
-    """search() in a worker thread, so embedding the query never blocks the event loop."""
-    return await asyncio.to_thread(search, store, embedder, query, scopes=scopes, k=k, mode=mode)

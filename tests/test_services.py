@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from bot.config import load_settings
 from bot.services import Runtime
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from knowledge.embed import LocalEmbedder
 from knowledge.ingest import ingest_bytes
 from knowledge.search import search
@@ -12,19 +12,19 @@ from tests.knowledge.test_store import HashEmbedder
 
 async def test_start_up_re_embeds_documents_from_another_embedder(tmp_path):
     db = tmp_path / "r.db"
-    store = Store(db)
-    doc = ingest_bytes(store, HashEmbedder("hash-old", 64), data=b"Holidays: twenty-five vacation days a year.",
+    store = SqliteStore(db)
+    doc = await ingest_bytes(store, HashEmbedder("hash-old", 64), data=b"Holidays: twenty-five vacation days a year.",
                        filename="handbook.txt", mimetype="text/plain", scope="workspace", uploaded_by="U1")
-    store.close()
+    await store.close()
 
     settings = load_settings(THREADBOT_DB=str(db), ANTHROPIC_API_KEY="sk-ant-test")
     runtime = await Runtime.create(settings)
     try:
         assert runtime.reembedding is not None
         assert await runtime.reembedding == 1
-        stored = runtime.store.knowledge_document(doc.document_id)
+        stored = await runtime.store.knowledge_document(doc.document_id)
         assert (stored.embedding_model, stored.embedding_dim) == (LocalEmbedder.model, LocalEmbedder.dim)
-        hits = search(runtime.store, LocalEmbedder(), "how many vacation days", scopes=["workspace"], mode="vector")
+        hits = await search(runtime.store, LocalEmbedder(), "how many vacation days", scopes=["workspace"], mode="vector")
         assert [h.document_id for h in hits] == [doc.document_id]
     finally:
         await runtime.aclose()

@@ -6,7 +6,8 @@ from typing import Annotated
 from pydantic import Field
 
 from knowledge.embed import make_embedder
-from knowledge.search import SearchHit, scopes_for, search_async
+from knowledge.scopes import scopes_for
+from knowledge.search import SearchHit, search
 from tools.context import ToolContext
 from tools.registry import tool
 
@@ -30,7 +31,7 @@ async def search_docs(
         k: How many passages to return (1-10).
     """
     scopes = scopes_for(user_id=ctx.user_id, channel_id=ctx.channel_id)
-    hits = await search_async(ctx.store, make_embedder(ctx.settings), query, scopes=scopes, k=k)
+    hits = await search(ctx.store, make_embedder(ctx.settings), query, scopes=scopes, k=k)
     return format_hits(query, hits)
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 RPM_WINDOW_S = 60.0
 
 
-def check_and_reserve(store: "Store", *, user_id: str, team_id: str, settings: "Settings", now: datetime) -> None:
+async def check_and_reserve(store: "Store", *, user_id: str, team_id: str, settings: "Settings", now: datetime) -> None:
     """Admit one model-backed request or raise LimitExceeded with a friendly sentence and `resets_at`.
 
     Limits: settings.user_rpm (requests in the last 60 s), settings.user_daily_usd and
@@ -23,7 +23,7 @@ def check_and_reserve(store: "Store", *, user_id: str, team_id: str, settings: "
     request row are written in one transaction, so concurrent requests cannot overshoot the rpm."""
     now = _utc(now)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    admission = store.admit_request(
+    admission = await store.admit_request(
         user_id=user_id,
         team_id=team_id,
         now=now.timestamp(),

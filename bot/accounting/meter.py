@@ -45,18 +45,18 @@ class Meter:
             async for event in self.provider.stream(request):
                 if isinstance(event, MessageDone):
                     recorded = True
-                    self._record(request.model, event.usage, started, stop_reason=event.stop_reason)
+                    await self._record(request.model, event.usage, started, stop_reason=event.stop_reason)
                     if estimated is not None:
                         self._calibrate(request.model, estimated, event.usage)
                 yield event
         except ModelError as exc:
-            self._record(request.model, exc.usage or Usage(), started, error=type(exc).__name__)
+            await self._record(request.model, exc.usage or Usage(), started, error=type(exc).__name__)
             raise
         except (Exception, asyncio.CancelledError) as exc:
             # Cancelled (shutdown, Ctrl-C) or a provider bug: the call still happened, so it gets its row;
             # the tokens it spent are unknown here.
             if not recorded:
-                self._record(request.model, Usage(), started, error=type(exc).__name__)
+                await self._record(request.model, Usage(), started, error=type(exc).__name__)
             raise
 
     async def complete(self, request: ModelRequest) -> MessageDone:
@@ -75,10 +75,10 @@ class Meter:
         log.debug("token estimate %d vs reported %d for %s: safety factor now %.3f",
                   estimated, reported, model, factor)
 
-    def _record(self, model: str, usage: Usage, started: float, *, stop_reason: str | None = None,
+    async def _record(self, model: str, usage: Usage, started: float, *, stop_reason: str | None = None,
                 error: str | None = None) -> None:
         a = self.attribution
-        self.store.record_usage(UsageRow(
+        await self.store.record_usage(UsageRow(
             team_id=a.team_id, user_id=a.user_id, channel_id=a.channel_id, thread_ts=a.thread_ts,
             surface=a.surface, model=model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,

@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from bot.llm.catalog import PRICES_AS_OF
-from bot.store.usage import UsageTotals
+from bot.store import UsageTotals
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -61,7 +61,7 @@ class UsageReport:
     top_users: list[Breakdown] = field(default_factory=list)  # workspace report only
 
 
-def build_report(store: "Store", *, user_id: str | None, days: int = 30, now: datetime) -> UsageReport:
+async def build_report(store: "Store", *, user_id: str | None, days: int = 30, now: datetime) -> UsageReport:
     """Totals for today, the last 7 days and the last `days` days (UTC calendar days, today included),
     a daily series for the sparkline, and breakdowns over the last `days` days."""
     days = max(1, min(MAX_DAYS, days))
@@ -73,12 +73,12 @@ def build_report(store: "Store", *, user_id: str | None, days: int = 30, now: da
 
     periods = [
         Period("Today" if n == 1 else f"Last {n} days", n, start(n),
-               store.usage_totals(since=start(n).timestamp(), user_id=user_id))
+               await store.usage_totals(since=start(n).timestamp(), user_id=user_id))
         for n in sorted({1, 7, days})
         if n <= days or n == 1
     ]
     spark_days = 14 if days < 30 else 30
-    per_day = dict(store.usage_grouped("day", since=start(spark_days).timestamp(), user_id=user_id))
+    per_day = dict(await store.usage_grouped("day", since=start(spark_days).timestamp(), user_id=user_id))
     first_day = (start(spark_days).date() - EPOCH).days
     daily = [
         DailyPoint(EPOCH + timedelta(days=d), per_day.get(d, UsageTotals()))
@@ -86,8 +86,8 @@ def build_report(store: "Store", *, user_id: str | None, days: int = 30, now: da
     ]
     since = start(days).timestamp()
 
-    def breakdown(by: str, limit: int | None = None) -> list[Breakdown]:
-        return [Breakdown(str(k), t) for k, t in store.usage_grouped(by, since=since, user_id=user_id, limit=limit)]
+    async def breakdown(by: str, limit: int | None = None) -> list[Breakdown]:
+        return [Breakdown(str(k), t) for k, t in await store.usage_grouped(by, since=since, user_id=user_id, limit=limit)]
 
     return UsageReport(
         user_id=user_id,
@@ -95,15 +95,15 @@ def build_report(store: "Store", *, user_id: str | None, days: int = 30, now: da
         days=days,
         periods=periods,
         daily=daily,
-        by_model=breakdown("model"),
-        by_surface=breakdown("surface"),
-        top_users=breakdown("user_id", TOP_USERS) if user_id is None else [],
-        feedback=_feedback(store, since=since, user_id=user_id),
+        by_model=await breakdown("model"),
+        by_surface=await breakdown("surface"),
+        top_users=await breakdown("user_id", TOP_USERS) if user_id is None else [],
+        feedback=await _feedback(store, since=since, user_id=user_id),
     )
 
 
-def _feedback(store: "Store", *, since: float, user_id: str | None) -> FeedbackCounts:
-    up, down = store.feedback_counts(since=since, user_id=user_id)
+async def _feedback(store: "Store", *, since: float, user_id: str | None) -> FeedbackCounts:
+    up, down = await store.feedback_counts(since=since, user_id=user_id)
     return FeedbackCounts(up, down)
 
 
@@ -307,12 +307,12 @@ def parse_usage_args(text: str, *, caller_id: str, extra_self_words: tuple[str, 
     return UsageArgs(user_id=target, days=days)
 
 
-def handle_usage_command(store: "Store", settings: "Settings", *, caller_id: str, text: str, now: datetime) -> str:
+async def handle_usage_command(store: "Store", settings: "Settings", *, caller_id: str, text: str, now: datetime) -> str:
     """The reply to `/usage [team | @user | U…] [days]` (mrkdwn). Admins are settings.admins."""
     args = parse_usage_args(text, caller_id=caller_id)
     if isinstance(args, str):
         return args
     if args.user_id != caller_id and caller_id not in settings.admins:
         return NOT_ADMIN
-    report = build_report(store, user_id=args.user_id, days=args.days, now=now)
+    report = await build_report(store, user_id=args.user_id, days=args.days, now=now)
     return render_slack(report, caller_id=caller_id)

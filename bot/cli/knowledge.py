@@ -1,6 +1,7 @@
 """`threadbot ingest` and `threadbot search`: the knowledge base from the command line, for operators."""
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -9,10 +10,11 @@ from typing import IO, Any, Iterable, Iterator
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.store import Store
+from bot.store import open_store
 from knowledge.embed import make_embedder
 from knowledge.errors import KnowledgeError
-from knowledge.ingest import IngestResult, Progress, ingest_path, validate_scope
+from knowledge.ingest import IngestResult, Progress, ingest_path
+from knowledge.scopes import validate_scope
 from knowledge.search import SearchHit, search
 
 TTY_REDRAW_S = 0.1
@@ -88,7 +90,11 @@ def run_ingest(settings: Settings, paths: list[str], *, scope: str, stdout: IO[s
     if len(scopes) != 1:
         raise ConfigError("--scope: ingest puts documents in one scope (workspace, channel:C… or user:U…).")
     [scope] = scopes
-    store = Store(settings.db_path)
+    return asyncio.run(_ingest_all(settings, paths, scope=scope, stdout=stdout, stderr=stderr))
+
+
+async def _ingest_all(settings: Settings, paths: list[str], *, scope: str, stdout: IO[str], stderr: IO[str]) -> int:
+    store = await open_store(settings)
     embedder = make_embedder(settings)
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
     failed = 0
@@ -96,8 +102,8 @@ def run_ingest(settings: Settings, paths: list[str], *, scope: str, stdout: IO[s
         for path in expand_paths(paths):
             line = ProgressLine(stderr)
             try:
-                result = ingest_path(store, embedder, path, scope=scope, uploaded_by="cli", progress=line.update,
-                                     max_bytes=max_bytes)
+                result = await ingest_path(store, embedder, path, scope=scope, uploaded_by="cli",
+                                           progress=line.update, max_bytes=max_bytes)
             except KnowledgeError as exc:
                 failed += 1
                 line.clear()
@@ -110,7 +116,7 @@ def run_ingest(settings: Settings, paths: list[str], *, scope: str, stdout: IO[s
                 line.clear()
                 print(result_line(path, result), file=stdout, flush=True)
     finally:
-        store.close()
+        await store.close()
     return 1 if failed else 0
 
 
@@ -138,12 +144,17 @@ def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: b
     # Opening a missing path would create an empty database and find nothing, silently.
     if not settings.db_path.exists():
         raise ConfigError(f"THREADBOT_DB: no database at {settings.db_path}. Point it at the bot's database file.")
-    store = Store(settings.db_path)
+    return asyncio.run(_search_all(settings, query, scopes=scopes, k=k, as_json=as_json, stdin=stdin, stdout=stdout))
+
+
+async def _search_all(settings: Settings, query: str, *, scopes: list[str], k: int, as_json: bool,
+                      stdin: IO[str], stdout: IO[str]) -> int:
+    store = await open_store(settings)
     embedder = make_embedder(settings)
     try:
         queries = (line.rstrip("\r\n") for line in stdin) if query == "-" else iter([query])
         for number, text in enumerate(queries):
-            hits = search(store, embedder, text, scopes=scopes, k=k)
+            hits = await search(store, embedder, text, scopes=scopes, k=k)
             if as_json:
                 # One line per query (also for a blank one), so answers line up with the input.
                 stdout.write(json.dumps([hit_json(h) for h in hits], ensure_ascii=False) + "\n")
@@ -151,7 +162,7 @@ def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: b
                 stdout.write(("\n" if number else "") + render_hits(text, hits) + "\n")
             stdout.flush()
     finally:
-        store.close()
+        await store.close()
     return 0
 
 
@@ -161,8 +172,6 @@ def render_hits(query: str, hits: list[SearchHit]) -> str:
     lines = [f"{len(hits)} result{'s' if len(hits) != 1 else ''} for {query!r}:"]
     for rank, hit in enumerate(hits, start=1):
         where = f" — {hit.location}" if hit.location else ""
-        snippet = " ".join(hit.text.split())
-        snippet = snippet if len(snippet) <= 160 else snippet[:159] + "…"
         lines.append(f"{rank:>2}. {hit.score:.4f}  {hit.title}{where}  (document {hit.document_id}, {hit.scope})")
-        lines.append(f"    {snippet}")
+        lines.append(f"    {hit.snippet(160)}")
     return "\n".join(lines)

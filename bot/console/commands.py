@@ -4,14 +4,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from knowledge.scopes import CONSOLE_CHANNEL, CONSOLE_USER
+
 if TYPE_CHECKING:
     from bot.store import Store
     from knowledge.embed import Embedder
 
-CONSOLE_USER = "console"
 CONSOLE_TEAM = "console"
-CONSOLE_CHANNEL = "console"
 UPLOAD_SCOPE = f"user:{CONSOLE_USER}"
+__all__ = ["CONSOLE_CHANNEL", "CONSOLE_TEAM", "CONSOLE_USER", "UPLOAD_SCOPE"]
 
 HELP = """\
 Type a message and press Enter; the answer streams in. Commands:
@@ -27,7 +28,7 @@ USAGE_HELP = ("/usage shows the console's usage (today, 7 and 30 days); /usage t
               "/usage U… one Slack user's; add a number of days, e.g. /usage 7.")
 
 
-def usage_text(store: "Store", *, text: str, now: datetime) -> str:
+async def usage_text(store: "Store", *, text: str, now: datetime) -> str:
     """The /usage reply as plain text. The console is the operator's own database, so it may also
     show the team's or any user's usage (Slack's /usage limits that to admins)."""
     from bot.accounting.report import build_report, parse_usage_args, render_text
@@ -36,14 +37,14 @@ def usage_text(store: "Store", *, text: str, now: datetime) -> str:
                             help_text=USAGE_HELP, from_slack=False)
     if isinstance(args, str):
         return args
-    return render_text(build_report(store, user_id=args.user_id, days=args.days, now=now))
+    return render_text(await build_report(store, user_id=args.user_id, days=args.days, now=now))
 
 
-def list_text(store: "Store") -> str:
-    """/knowledge list: every document, newest first."""
-    from knowledge.ingest import list_documents
+async def list_text(store: "Store") -> str:
+    """/knowledge list: every document, newest first (the console runs on the operator's own database)."""
+    from knowledge.documents import OPERATOR, visible_documents
 
-    documents = list_documents(store, None)  # the console runs on the operator's own database
+    documents = await visible_documents(store, OPERATOR, everything=True)
     if not documents:
         return "The knowledge base is empty. Add a file with /upload PATH."
     lines = [f"{len(documents)} document{'s' if len(documents) != 1 else ''}:"]
@@ -53,28 +54,27 @@ def list_text(store: "Store") -> str:
     return "\n".join(lines)
 
 
-def delete_text(store: "Store", document_id: int) -> str:
+async def delete_text(store: "Store", document_id: int) -> str:
     """/knowledge delete ID; raises DocumentNotFound (a ThreadbotError the console shows)."""
-    from knowledge.ingest import delete_document
+    from knowledge.documents import OPERATOR, delete_document
 
-    document = delete_document(store, document_id)
+    document = await delete_document(store, document_id, OPERATOR)
     return f"Deleted document {document.id} ({document.title})."
 
 
 async def search_text(store: "Store", embedder: "Embedder", query: str) -> str:
     """/knowledge search QUERY: the top five passages with title, section and score."""
-    from knowledge.search import scopes_for, search_async
+    from knowledge.scopes import scopes_for
+    from knowledge.search import search
 
     # What the bot's search_docs tool sees from the console: workspace documents and its own uploads.
     scopes = scopes_for(user_id=CONSOLE_USER, channel_id=CONSOLE_CHANNEL)
-    hits = await search_async(store, embedder, query, scopes=scopes, k=5)
+    hits = await search(store, embedder, query, scopes=scopes, k=5)
     if not hits:
         return f"Nothing in {', '.join(scopes)} matched {query!r}."
     lines = []
     for number, hit in enumerate(hits, start=1):
         where = f", {hit.location}" if hit.location else ""
-        snippet = " ".join(hit.text.split())
-        snippet = snippet if len(snippet) <= 200 else snippet[:199] + "…"
         lines += [f"[{number}] {hit.title}{where} — document {hit.document_id}, score {hit.score:.4f}",
-                  f"    {snippet}"]
+                  f"    {hit.snippet(200)}"]
     return "\n".join(lines)

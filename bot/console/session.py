@@ -78,8 +78,8 @@ class Console:
         self._last_ts = max(time.time(), self._last_ts + 0.000001)
         return f"{self._last_ts:.6f}"
 
-    def _conversation_id(self) -> int:
-        return self.store.conversation_id(team_id=CONSOLE_TEAM, channel_id=CONSOLE_CHANNEL,
+    async def _conversation_id(self) -> int:
+        return await self.store.conversation_id(team_id=CONSOLE_TEAM, channel_id=CONSOLE_CHANNEL,
                                           thread_ts=self.thread_ts, user_id=CONSOLE_USER)
 
     async def converse(self, text: str) -> None:
@@ -92,7 +92,7 @@ class Console:
             if not reply.interrupted:
                 self.screen.writer.close()
                 self.screen.info(INTERRUPTED)
-            self._close_interrupted(reply.round_text)
+            await self._close_interrupted(reply.round_text)
             raise
         except Exception as exc:  # anything Conversations didn't turn into a message itself
             failure = failure_for(exc, log=log, doing="console turn", generic=GENERIC_FAILURE)
@@ -101,15 +101,15 @@ class Console:
     def _close_interrupted(self, partial: str) -> None:
         """Keep stored history a valid request after Ctrl-C (invariant 3): if Conversations
         did not close the turn itself, the user's message gets an answer holding what was shown."""
-        conversation_id = self._conversation_id()
-        last = self.store.history(conversation_id)[-1:]
+        conversation_id = await self._conversation_id()
+        last = (await self.store.history(conversation_id))[-1:]
         if last and last[0].message.role == "user":
             shown = partial.strip()
             text = f"{shown}\n\n{INTERRUPTED}" if shown else f"{INTERRUPTED} No answer was given."
-            self.store.append_messages(conversation_id, [Message("assistant", [TextBlock(text)])])
+            await self.store.append_messages(conversation_id, [Message("assistant", [TextBlock(text)])])
 
-    def earlier_messages(self) -> int:
-        return len(self.store.history(self._conversation_id()))
+    async def earlier_messages(self) -> int:
+        return len(await self.store.history(await self._conversation_id()))
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -120,22 +120,22 @@ class Console:
         self.exit_requested = True
 
     async def cmd_usage(self, rest: str) -> None:
-        self.screen.message(usage_text(self.store, text=rest, now=datetime.now(timezone.utc)), markdown=False)
+        self.screen.message(await usage_text(self.store, text=rest, now=datetime.now(timezone.utc)), markdown=False)
 
     async def cmd_knowledge(self, rest: str) -> None:
         verb, _, argument = rest.partition(" ")
         argument = argument.strip()
         if verb == "list" and not argument:
-            self.screen.message(await asyncio.to_thread(list_text, self.store), markdown=False)
+            self.screen.message(await list_text(self.store), markdown=False)
         elif verb == "search" and argument:
             self.screen.message(await search_text(self.store, self.embedder(), argument), markdown=False)
         elif verb == "delete" and argument.isdigit():
-            self.screen.message(await asyncio.to_thread(delete_text, self.store, int(argument)), markdown=False)
+            self.screen.message(await delete_text(self.store, int(argument)), markdown=False)
         else:
             self.screen.message("Use /knowledge list, /knowledge search QUERY or /knowledge delete ID.", markdown=False)
 
     async def cmd_upload(self, rest: str) -> None:
-        from knowledge.ingest import ingest_path_async
+        from knowledge.ingest import ingest_path
 
         if not rest:
             self.screen.message("Use /upload PATH, e.g. /upload ~/notes/handbook.md", markdown=False)
@@ -145,7 +145,7 @@ class Console:
             self.screen.failure(f"There is no file at {path}.")
             return
         embedder = self.embedder()
-        result = await ingest_path_async(
+        result = await ingest_path(
             self.store, embedder, path, scope=UPLOAD_SCOPE, uploaded_by=CONSOLE_USER,
             progress=lambda p: self.screen.info(p.text()) if p.stage != "done" else None,
             max_bytes=int(self.runtime.settings.max_file_mb * 1024 * 1024),
@@ -190,7 +190,7 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
         approve = ConsoleApproval(screen, stdin, timeout_s=settings.approval_timeout_s)
         console = Console(runtime=runtime, screen=screen, thread_ts=thread_ts, approve=approve)
         try:
-            _greet(console, resumed=thread is not None, interactive=interactive)
+            runner.run(_greet(console, resumed=thread is not None, interactive=interactive))
             while not console.exit_requested:
                 line = read_line(stdin, stdout, stderr, interactive=interactive)
                 if line is None:
@@ -212,9 +212,9 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
     return 0
 
 
-def _greet(console: Console, *, resumed: bool, interactive: bool) -> None:
+async def _greet(console: Console, *, resumed: bool, interactive: bool) -> None:
     thread_ts = console.thread_ts
-    earlier = console.earlier_messages() if resumed else 0
+    earlier = await console.earlier_messages() if resumed else 0
     model = console.runtime.settings.model
     if resumed:
         state = (f"resuming thread {thread_ts} ({earlier} earlier messages)" if earlier

@@ -87,7 +87,7 @@ class Conversations:
         try:
             # On the loop thread like every other store call: one short transaction, and no contention
             # between worker threads and the loop for the store's lock.
-            check_and_reserve(self.store, user_id=turn.user_id, team_id=turn.team_id,
+            await check_and_reserve(self.store, user_id=turn.user_id, team_id=turn.team_id,
                               settings=self.settings, now=datetime.now(timezone.utc))
         except LimitExceeded as exc:
             await reply.say(exc.user_message())
@@ -109,9 +109,9 @@ class Conversations:
                 self._locks.pop(key, None)
 
     async def _answer(self, turn: Turn, text: str, reply: Reply, approve: Approve | None) -> None:
-        conversation_id = self.store.conversation_id(
+        conversation_id = await self.store.conversation_id(
             team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts, user_id=turn.user_id)
-        stored = self.store.history(conversation_id)
+        stored = await self.store.history(conversation_id)
         if turn.thread is not None:
             # Thread context may take half of what the window leaves; older turns of history give way.
             room = input_budget(model=self.model, max_tokens=self.settings.max_tokens) // 2
@@ -120,7 +120,7 @@ class Conversations:
                                                   budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
         user_message = Message("user", [TextBlock(text)])
         user_tokens = count_message_tokens(user_message)
-        self.store.append_messages(conversation_id, [user_message], token_counts=[user_tokens],
+        await self.store.append_messages(conversation_id, [user_message], token_counts=[user_tokens],
                                    user_id=turn.user_id, slack_ts=turn.ts)
         entries = [Counted(m.message, m.token_count) for m in stored] + [Counted(user_message, user_tokens)]
         originals = [entry.message for entry in entries]
@@ -162,7 +162,7 @@ class Conversations:
     async def _fail(self, conversation_id: int, reply: Reply, exc: Exception) -> None:
         failure = failure_for(exc, log=log, doing="turn", generic=GENERIC_FAILURE)
         # Close the turn so the stored history stays a valid request (invariant 3).
-        if self.store.last_role(conversation_id) == "user":
-            self.store.append_messages(conversation_id,
-                                       [Message("assistant", [TextBlock(f"(No answer: {failure.message})")])])
+        if await self.store.last_role(conversation_id) == "user":
+            await self.store.append_messages(conversation_id,
+                                             [Message("assistant", [TextBlock(f"(No answer: {failure.message})")])])
         await reply.fail(failure)

@@ -100,7 +100,7 @@ class Agent:
                 # Checked before each call. The text streamed so far stays as the answer; history ends
                 # on an assistant message so the next question is a valid request.
                 log.info("turn stopped at the limit of %d model calls", self.max_rounds)
-                persist([Message("assistant", [TextBlock(ROUND_LIMIT_SENTENCE)])])
+                await persist([Message("assistant", [TextBlock(ROUND_LIMIT_SENTENCE)])])
                 return TurnOutcome(stop_reason="round_limit", rounds=rounds, notice=ROUND_LIMIT_SENTENCE)
             rounds += 1
             window = transcript.window(model=self.model, max_tokens=self.max_tokens, fixed_tokens=self.fixed_tokens)
@@ -119,10 +119,10 @@ class Agent:
                 # A tool_use cut off mid-input cannot be trusted; answer it so history stays valid.
                 tail = [Message("user", [ToolResultBlock(u.id, NOT_RUN_CUT_OFF, True) for u in tool_uses]),
                         Message("assistant", [TextBlock(CUT_OFF_SENTENCE)])] if tool_uses else []
-                persist([assistant, *tail])
+                await persist([assistant, *tail])
                 return TurnOutcome(stop_reason=done.stop_reason, rounds=rounds, notice=CUT_OFF_SENTENCE)
             if not tool_uses:
-                persist([assistant])
+                await persist([assistant])
                 return TurnOutcome(stop_reason=done.stop_reason, rounds=rounds, notice=None)
             # Tool calls are answered whatever the stop_reason says: an unanswered tool_use would make
             # the stored history an invalid request.
@@ -131,9 +131,9 @@ class Agent:
             except BaseException:
                 # Cancelled mid-tools (shutdown): keep the calls with an "interrupted" answer, so the
                 # thread keeps its tool context and stays valid; the caller closes the turn.
-                persist([assistant, Message("user", [ToolResultBlock(u.id, INTERRUPTED, True) for u in tool_uses])])
+                await persist([assistant, Message("user", [ToolResultBlock(u.id, INTERRUPTED, True) for u in tool_uses])])
                 raise
-            persist([assistant, Message("user", results)])
+            await persist([assistant, Message("user", results)])
             reply.separate()
 
     async def _call(self, request: ModelRequest, stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from bot.llm.tokens import count_text_tokens
-from bot.store.threads import ThreadMessage
+from bot.store import ThreadMessage
 
 MAX_MESSAGE_CHARS = 4_000  # one pasted log should not crowd out the discussion around it
 CUT_MARKER = " … [message cut: {n:,} more characters]"

@@ -42,9 +42,9 @@ class Transcript:
     def messages(self) -> list[Message]:
         return [entry.message for entry in self.entries]
 
-    def record(self, messages: list[Message]) -> None:
+    async def record(self, messages: list[Message]) -> None:
         counted = [Counted(m, count_message_tokens(m)) for m in messages]
-        self.store.append_messages(self.conversation_id, messages, token_counts=[c.token_count for c in counted])
+        await self.store.append_messages(self.conversation_id, messages, token_counts=[c.token_count for c in counted])
         self.entries += counted
 
     def window(self, *, model: str, max_tokens: int, fixed_tokens: int) -> Window:

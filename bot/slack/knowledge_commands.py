@@ -1,16 +1,16 @@
 """/knowledge in Slack: list, search, delete and (admins) share documents, answered as mrkdwn text."""
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 
 from bot.config import Settings
 from bot.slack.mrkdwn import escape_mrkdwn, slack_link
-from bot.store import Store
+from bot.store import KnowledgeDocument, Store
+from knowledge.documents import AdminsOnly, Caller, NotYours, delete_document, share_document, visible_documents
 from knowledge.embed import make_embedder
 from knowledge.errors import DocumentNotFound
-from knowledge.ingest import delete_document, list_documents, set_scope
-from knowledge.search import WORKSPACE, SearchHit, scopes_for, search_async
+from knowledge.scopes import WORKSPACE
+from knowledge.search import SearchHit, search
 
 HELP = (
     "*/knowledge* — the documents I answer from. Share a file with me (in a DM it stays private to you; "
@@ -29,42 +29,33 @@ async def handle_knowledge_command(store: Store, settings: Settings, *, user_id:
     """The ephemeral answer to `/knowledge <text>` from this user in this conversation."""
     verb, _, rest = text.strip().partition(" ")
     verb, rest = verb.lower(), rest.strip()
-    is_admin = user_id in settings.admins
-    visible = scopes_for(user_id=user_id, channel_id=channel_id)
+    caller = Caller(user_id=user_id, channel_id=channel_id, is_admin=user_id in settings.admins)
     if verb in ("", "list"):
-        if rest.lower() == "all" and is_admin:
-            return await asyncio.to_thread(list_text, store, None)
-        return await asyncio.to_thread(list_text, store, visible)
+        everything = rest.lower() == "all" and caller.is_admin
+        return list_text(await visible_documents(store, caller, everything=everything), everything=everything)
     if verb == "search":
         if not rest:
             return "What should I search for? Try `/knowledge search vacation policy`."
-        hits = await search_async(store, make_embedder(settings), rest, scopes=visible, k=SEARCH_K)
-        return search_text(rest, hits)
+        return search_text(rest, await search(store, make_embedder(settings), rest, scopes=caller.visible, k=SEARCH_K))
     if verb in ("delete", "share"):
         number = rest.removeprefix("#")
         if not number.isdigit():
             return f"Give me a document id, e.g. `/knowledge {verb} 12` (see `/knowledge list`)."
-        document = store.knowledge_document(int(number))
-        own = document is not None and document.uploaded_by == user_id
-        # Someone else's document in a scope this user can't read is reported as absent, so ids
-        # don't reveal what others shared privately.
-        if document is None or not (own or is_admin or document.scope in visible):
+        try:
+            if verb == "delete":
+                document = await delete_document(store, int(number), caller)
+                return f"Deleted *{escape_mrkdwn(document.title)}* (document {document.id}) from every index."
+            shared = await share_document(store, int(number), caller)
+        except DocumentNotFound:
             return f"There is no document {number} here."
-        title = escape_mrkdwn(document.title)
-        if verb == "delete":
-            if not (own or is_admin):
-                return f"Only the person who shared *{title}* or an admin can delete it."
-            try:
-                await asyncio.to_thread(delete_document, store, document.id)
-            except DocumentNotFound:
-                return f"There is no document {number} here."
-            return f"Deleted *{title}* (document {document.id}) from every index."
-        if not is_admin:
+        except NotYours as exc:
+            return f"Only the person who shared *{escape_mrkdwn(exc.document.title)}* or an admin can delete it."
+        except AdminsOnly:
             return "Only admins can make a document visible to the whole workspace."
-        if document.scope == WORKSPACE:
-            return f"*{title}* (document {document.id}) is already visible in the whole workspace."
-        await asyncio.to_thread(set_scope, store, document.id, WORKSPACE)
-        return f"*{title}* (document {document.id}) is now visible in the whole workspace."
+        title, document_id = escape_mrkdwn(shared.document.title), shared.document.id
+        if shared.already:
+            return f"*{title}* (document {document_id}) is already visible in the whole workspace."
+        return f"*{title}* (document {document_id}) is now visible in the whole workspace."
     if verb == "help":
         return HELP
     return f"I don't know `{escape_mrkdwn(verb)}`.\n{HELP}"
@@ -78,12 +69,11 @@ def where(scope: str) -> str:
     return f"<#{scope.removeprefix('channel:')}>"
 
 
-def list_text(store: Store, scopes: list[str] | None) -> str:
-    """Documents in these scopes (None: all of them, for admins), newest first."""
-    documents = list_documents(store, scopes)
+def list_text(documents: list[KnowledgeDocument], *, everything: bool) -> str:
+    """The documents (newest first) as mrkdwn; `everything`: the whole knowledge base, for admins."""
     if not documents:
         return "No documents are visible here yet. Share a file with me to add one."
-    here = "in the knowledge base" if scopes is None else "visible here"
+    here = "in the knowledge base" if everything else "visible here"
     lines = [f"*{len(documents)} document{'s' if len(documents) != 1 else ''} {here}:*"]
     for d in documents:
         added = datetime.fromtimestamp(d.created_at, timezone.utc).strftime("%Y-%m-%d")
@@ -105,9 +95,6 @@ def search_text(query: str, hits: list[SearchHit]) -> str:
         if hit.permalink:
             title = slack_link(hit.permalink, title)
         location = f", {escape_mrkdwn(hit.location)}" if hit.location else ""
-        snippet = " ".join(hit.text.split())
-        if len(snippet) > SNIPPET_CHARS:
-            snippet = snippet[:SNIPPET_CHARS - 1] + "…"
         lines.append(f"[{number}] *{title}*{location} — document {hit.document_id}, "
-                     f"score {hit.score:.4f}\n> {escape_mrkdwn(snippet)}")
+                     f"score {hit.score:.4f}\n> {escape_mrkdwn(hit.snippet(SNIPPET_CHARS))}")
     return "\n".join(lines)

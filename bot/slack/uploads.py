@@ -20,8 +20,8 @@ from bot.slack.web_api import FAILURES, call, reason
 from bot.store import Store
 from knowledge.embed import make_embedder
 from knowledge.errors import FileTooLarge, KnowledgeError, WrongContent
-from knowledge.ingest import IngestResult, Progress, ingest_bytes_async
-from knowledge.search import scope_for_upload
+from knowledge.ingest import IngestResult, Progress, ingest_bytes
+from knowledge.scopes import audience, scope_for_upload
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,6 @@ def _origin(parsed) -> tuple[str, str, int | None]:
     except ValueError:  # a malformed port
         return ("", "", None)
     return (parsed.scheme, (parsed.hostname or "").lower(), port)
-
-
-def describe_scope(scope: str) -> str:
-    if scope == "workspace":
-        return "everyone in the workspace"
-    if scope.startswith("user:"):
-        return "only you"
-    return "this channel"
 
 
 async def file_info(client: AsyncWebClient, file_id: str) -> SharedFile:
@@ -242,12 +234,12 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
             title, name = file.name, escape_mrkdwn(file.name)
             data = await download(http, file, token=token, settings=settings)
 
-            def report(event: Progress, progress: UploadProgress = progress) -> None:  # in the worker thread
+            def report(event: Progress, progress: UploadProgress = progress) -> None:  # on the loop
                 if event.stage != "done":  # the outcome comes from finish() below
                     text = f":hourglass_flowing_sand: {escape_mrkdwn(event.text())}"
                     loop.call_soon_threadsafe(progress.update, text)
 
-            result = await ingest_bytes_async(
+            result = await ingest_bytes(
                 store, make_embedder(settings), data=data, filename=file.name, mimetype=file.mimetype,
                 scope=scope, uploaded_by=user_id, slack_file_id=file.id, permalink=file.permalink,
                 progress=report, max_bytes=max_file_bytes(settings))
@@ -260,6 +252,6 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
         await progress.finish(
             f":white_check_mark: {verb} *{escape_mrkdwn(result.title)}* (document {result.document_id}): "
             f"{result.chunks:,} chunk{'s' if result.chunks != 1 else ''} in {result.seconds:.1f} s. "
-            f"Visible to {describe_scope(result.scope)}.")
+            f"Visible to {audience(result.scope)}.")
         results.append(result)
     return results

@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from bot.config import Settings
-from bot.store import Store, UsageRow
-from bot.store.usage import UsageTotals
+from bot.store import UsageRow
+from bot.store.sqlite import SqliteStore
+from bot.store import UsageTotals
 from bot.accounting.report import (
     NOT_ADMIN,
     build_report,
@@ -30,8 +31,8 @@ def row(user, model, surface, at, inp, out, cw, cr, cost):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "t.db")
+async def store(tmp_path):
+    s = SqliteStore(tmp_path / "t.db")
     for r in [
         row("U1", "claude-sonnet-4-6", "mention", TODAY.replace(hour=10), 12_345, 678, 1_000, 5_000, "0.0123"),
         row("U1", "gpt-4o-mini", "dm", TODAY.replace(hour=11), 100, 50, 0, 0, "0.000045"),
@@ -41,16 +42,16 @@ def store(tmp_path):
         row("U2", "claude-opus-4-6", "mention", TODAY.replace(hour=1), 500, 500, 0, 0, "2.25"),
         row("U3", "claude-sonnet-4-6", "dm", TODAY - timedelta(days=5), 10, 20, 0, 0, "0.5"),
     ]:
-        s.record_usage(r)
+        await s.record_usage(r)
     yield s
-    s.close()
+    await s.close()
 
 
 ADMINS = Settings(_env_file=None, THREADBOT_ADMINS="UADMIN")
 
 
-def test_own_report_exact_numbers(store):
-    report = build_report(store, user_id="U1", days=30, now=NOW)
+async def test_own_report_exact_numbers(store):
+    report = await build_report(store, user_id="U1", days=30, now=NOW)
     assert [(p.label, p.totals) for p in report.periods] == [
         ("Today", UsageTotals(2, 12_445, 728, 1_000, 5_000, Decimal("0.012345"))),
         ("Last 7 days", UsageTotals(3, 13_445, 1_728, 1_000, 5_000, Decimal("0.030345"))),
@@ -65,8 +66,8 @@ def test_own_report_exact_numbers(store):
     assert report.top_users == [] and (report.feedback.up, report.feedback.down) == (0, 0)
 
 
-def test_slack_rendering(store):
-    text = render_slack(build_report(store, user_id="U1", days=30, now=NOW), caller_id="U1")
+async def test_slack_rendering(store):
+    text = render_slack(await build_report(store, user_id="U1", days=30, now=NOW), caller_id="U1")
     lines = text.splitlines()
     assert lines[0] == "*Your usage*"
     assert lines[1] == ("• *Today*: 2 calls, $0.0123 — 12,445 input · 728 output · 1,000 cache write · "
@@ -78,8 +79,8 @@ def test_slack_rendering(store):
     assert "3.2k" not in text and "k " not in text
 
 
-def test_team_report_for_admin(store):
-    text = handle_usage_command(store, ADMINS, caller_id="UADMIN", text="team", now=NOW)
+async def test_team_report_for_admin(store):
+    text = await handle_usage_command(store, ADMINS, caller_id="UADMIN", text="team", now=NOW)
     lines = text.splitlines()
     assert lines[0] == "*Workspace usage*"
     assert lines[1].startswith("• *Today*: 3 calls, $2.26 — 12,945 input")  # 0.012345 + 2.25
@@ -92,33 +93,33 @@ def test_team_report_for_admin(store):
 
 
 @pytest.mark.parametrize("arg", ["<@U2|bob>", "<@U2>", "U2"])
-def test_admin_can_see_another_user(store, arg):
-    text = handle_usage_command(store, ADMINS, caller_id="UADMIN", text=arg, now=NOW)
+async def test_admin_can_see_another_user(store, arg):
+    text = await handle_usage_command(store, ADMINS, caller_id="UADMIN", text=arg, now=NOW)
     assert text.splitlines()[0] == "*Usage of <@U2>*"
     assert "• *Today*: 1 call, $2.25 — 500 input · 500 output" in text
 
 
 @pytest.mark.parametrize("arg", ["team", "<@U2|bob>", "<@U2>", "U2 7"])
-def test_non_admin_is_refused_for_others(store, arg):
-    assert handle_usage_command(store, ADMINS, caller_id="U1", text=arg, now=NOW) == NOT_ADMIN
+async def test_non_admin_is_refused_for_others(store, arg):
+    assert await handle_usage_command(store, ADMINS, caller_id="U1", text=arg, now=NOW) == NOT_ADMIN
 
 
-def test_self_via_mention_and_days(store):
-    text = handle_usage_command(store, ADMINS, caller_id="U1", text="<@U1|me> 7", now=NOW)
+async def test_self_via_mention_and_days(store):
+    text = await handle_usage_command(store, ADMINS, caller_id="U1", text="<@U1|me> 7", now=NOW)
     assert text.splitlines()[0] == "*Your usage*"
     assert "Last 30 days" not in text and "*Last 7 days*: 3 calls" in text
     assert "Daily cost, last 14 days (Nov 13 – Nov 26)" in text
 
 
-def test_bad_arguments(store):
-    assert "didn't understand `banana`" in handle_usage_command(store, ADMINS, caller_id="U1", text="banana", now=NOW)
-    assert "couldn't tell who `@bob`" in handle_usage_command(store, ADMINS, caller_id="U1", text="@bob", now=NOW)
-    assert handle_usage_command(store, ADMINS, caller_id="U1", text="999", now=NOW) == "Pick between 1 and 365 days."
-    assert "`/usage team`" in handle_usage_command(store, ADMINS, caller_id="U1", text="help", now=NOW)
+async def test_bad_arguments(store):
+    assert "didn't understand `banana`" in await handle_usage_command(store, ADMINS, caller_id="U1", text="banana", now=NOW)
+    assert "couldn't tell who `@bob`" in await handle_usage_command(store, ADMINS, caller_id="U1", text="@bob", now=NOW)
+    assert await handle_usage_command(store, ADMINS, caller_id="U1", text="999", now=NOW) == "Pick between 1 and 365 days."
+    assert "`/usage team`" in await handle_usage_command(store, ADMINS, caller_id="U1", text="help", now=NOW)
 
 
-def test_cli_text_and_json(store):
-    report = build_report(store, user_id="U1", days=30, now=NOW)
+async def test_cli_text_and_json(store):
+    report = await build_report(store, user_id="U1", days=30, now=NOW)
     text = render_text(report)
     assert "Usage for user U1 — 2026-11-26 20:48 UTC" in text
     today_line = next(line for line in text.splitlines() if line.startswith("Today"))
@@ -132,28 +133,28 @@ def test_cli_text_and_json(store):
     assert len(data["daily"]) == 30 and data["feedback"] == {"up": 0, "down": 0}
 
 
-def test_feedback_counts_in_the_report(tmp_path):
-    s = Store(tmp_path / "t.db")
+async def test_feedback_counts_in_the_report(tmp_path):
+    s = SqliteStore(tmp_path / "t.db")
     recent = datetime(2026, 11, 20, tzinfo=timezone.utc).timestamp()
     for i in range(12):
-        s.record_feedback(team_id="T1", channel_id="C1", message_ts=f"1.{i}", user_id="U1", vote="up", now=recent)
+        await s.record_feedback(team_id="T1", channel_id="C1", message_ts=f"1.{i}", user_id="U1", vote="up", now=recent)
     for i in range(3):
-        s.record_feedback(team_id="T1", channel_id="C1", message_ts=f"2.{i}", user_id="U2", vote="down", now=recent)
+        await s.record_feedback(team_id="T1", channel_id="C1", message_ts=f"2.{i}", user_id="U2", vote="down", now=recent)
     old = datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp()  # outside the 30-day window
-    s.record_feedback(team_id="T1", channel_id="C1", message_ts="3.0", user_id="U2", vote="down", now=old)
-    report = build_report(s, user_id=None, days=30, now=NOW)
+    await s.record_feedback(team_id="T1", channel_id="C1", message_ts="3.0", user_id="U2", vote="down", now=old)
+    report = await build_report(s, user_id=None, days=30, now=NOW)
     assert (report.feedback.up, report.feedback.down) == (12, 3)
     assert "*Feedback* (last 30 days): 👍 12 · 👎 3" in render_slack(report)
-    s.close()
+    await s.close()
 
 
-def test_sql_sums_are_exact(tmp_path):
-    s = Store(tmp_path / "t.db")
+async def test_sql_sums_are_exact(tmp_path):
+    s = SqliteStore(tmp_path / "t.db")
     for i in range(1_000):
-        s.record_usage(row("U1", "m", "dm", NOW - timedelta(seconds=i), 1, 1, 0, 0, "0.000003"))
-    assert s.usage_totals(since=0).cost_usd == Decimal("0.003")
-    assert s.usage_totals(since=0, user_id="U9") == UsageTotals()
-    s.close()
+        await s.record_usage(row("U1", "m", "dm", NOW - timedelta(seconds=i), 1, 1, 0, 0, "0.000003"))
+    assert (await s.usage_totals(since=0)).cost_usd == Decimal("0.003")
+    assert await s.usage_totals(since=0, user_id="U9") == UsageTotals()
+    await s.close()
 
 
 def test_formatting_helpers():

@@ -1,6 +1,7 @@
 """`threadbot usage`: the report as text and JSON from the bot's database, and its argument errors."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from decimal import Decimal
@@ -8,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from bot.cli import main
-from bot.store import Store, UsageRow
+from bot.store import UsageRow
+from bot.store.sqlite import SqliteStore
 
 
 def _row(user: str, tokens_in: int, cost: str) -> UsageRow:
@@ -20,10 +22,14 @@ def _row(user: str, tokens_in: int, cost: str) -> UsageRow:
 
 def test_usage_text_and_json(tmp_path, monkeypatch, capsys):
     db = tmp_path / "bot.db"
-    store = Store(db)
-    store.record_usage(_row("U1", 1_234_567, "0.5"))
-    store.record_usage(_row("U2", 100, "0.25"))
-    store.close()
+
+    async def seed() -> None:  # the CLI runs its own event loop, so this test stays synchronous
+        store = SqliteStore(db)
+        await store.record_usage(_row("U1", 1_234_567, "0.5"))
+        await store.record_usage(_row("U2", 100, "0.25"))
+        await store.close()
+
+    asyncio.run(seed())
     monkeypatch.setenv("THREADBOT_DB", str(db))
 
     assert main(["usage", "--user", "U1", "--days", "7", "--json"]) == 0

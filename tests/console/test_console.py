@@ -27,9 +27,10 @@ from bot.console.reply import ConsoleReply
 from bot.console.screen import Screen
 from bot.console.session import Console
 from bot.errors import Failure
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from tests.fakes.anthropic import ErrorReply, FakeAnthropic, Reply, echo_text
 from tests.fakes.openai import FakeOpenAI, ScriptedReply
+from tests.store_rows import usage_rows
 
 THREADBOT = Path(sys.executable).with_name("threadbot")
 START_TIMEOUT = 90.0  # imports alone take ~10 s on the loaded CI machine
@@ -75,7 +76,7 @@ def _user_texts(messages: list[dict]) -> list[tuple[str, str]]:
 # --- the real process ----------------------------------------------------------------------------
 
 
-def test_pipe_then_resume_in_a_terminal(anthropic, tmp_path):
+async def test_pipe_then_resume_in_a_terminal(anthropic, tmp_path):
     fake, url = anthropic
     env = _env(tmp_path, ANTHROPIC_API_KEY="sk-ant-fake-test-key", ANTHROPIC_BASE_URL=url)
     first = len(fake.requests)
@@ -105,9 +106,9 @@ def test_pipe_then_resume_in_a_terminal(anthropic, tmp_path):
     assert ("user", "fail please") in _user_texts(last["messages"])
 
     # One usage row per model call, all for the console user; /usage shows the exact totals.
-    store = Store(tmp_path / "bot.db")
-    rows = store.usage_rows(user_id="console")
-    store.close()
+    store = SqliteStore(tmp_path / "bot.db")
+    rows = usage_rows(store, user_id="console")
+    await store.close()
     assert len(rows) == 4
     assert {(r.surface, r.channel_id, r.team_id) for r in rows} == {("console", "console", "console")}
     assert sorted(r.input_tokens for r in rows) == [0, 12_345, 23_456, 34_567]
@@ -148,17 +149,17 @@ def test_pipe_then_resume_in_a_terminal(anthropic, tmp_path):
     assert "Traceback" not in term.output
     assert f"threadbot console --thread {thread}" in term.output
 
-    store = Store(tmp_path / "bot.db")
-    conversation = store.conversation_id(team_id="console", channel_id="console", thread_ts=thread, user_id="console")
-    history = [m.message for m in store.history(conversation)]
-    store.close()
+    store = SqliteStore(tmp_path / "bot.db")
+    conversation = await store.conversation_id(team_id="console", channel_id="console", thread_ts=thread, user_id="console")
+    history = [m.message for m in await store.history(conversation)]
+    await store.close()
     # The interrupted turn is closed: the question has an answer, so the next request is valid.
     assert [(m.role, m.content[0].text) for m in history[-2:-1]] == [("user", "tell me a long story")]
     assert history[-1].role == "assistant" and history[-1].content[0].text
     assert "restarted" not in term.output and "⚠" not in term.output
 
 
-def test_local_openai_compatible_model_without_a_key(tmp_path):
+async def test_local_openai_compatible_model_without_a_key(tmp_path):
     fake = FakeOpenAI(api_key=None, reject_max_tokens=False,
                       responder=lambda r: ScriptedReply(text=f"local says: {r.messages[-1]['content']}"))
     url = fake.start_in_thread()
@@ -179,9 +180,9 @@ def test_local_openai_compatible_model_without_a_key(tmp_path):
     (chat,) = fake.chat_requests
     assert chat.body["model"] == "some-local-model"
     assert chat.messages[-1] == {"role": "user", "content": "hi there"}
-    store = Store(tmp_path / "bot.db")
-    (row,) = store.usage_rows(user_id="console")
-    store.close()
+    store = SqliteStore(tmp_path / "bot.db")
+    (row,) = usage_rows(store, user_id="console")
+    await store.close()
     assert row.model == "some-local-model" and row.surface == "console" and row.error is None
 
 
@@ -293,17 +294,17 @@ async def test_failure_is_shown_in_terminal_words():
     assert out.getvalue() == "⚠ The model failed to answer. (ref ab12cd34)\n"
 
 
-def test_usage_words(tmp_path):
-    store = Store(tmp_path / "u.db")
+async def test_usage_words(tmp_path):
+    store = SqliteStore(tmp_path / "u.db")
     try:
         now = datetime(2026, 1, 2, tzinfo=timezone.utc)
-        assert usage_text(store, text="", now=now).startswith("Usage for user console")
-        assert usage_text(store, text="team 7", now=now).startswith("Usage for the whole workspace")
-        assert "Last 7 days" in usage_text(store, text="7", now=now)
-        assert usage_text(store, text="bogus", now=now).startswith("I didn't understand 'bogus'")
-        assert usage_text(store, text="400", now=now) == "Pick between 1 and 365 days."
+        assert (await usage_text(store, text="", now=now)).startswith("Usage for user console")
+        assert (await usage_text(store, text="team 7", now=now)).startswith("Usage for the whole workspace")
+        assert "Last 7 days" in await usage_text(store, text="7", now=now)
+        assert (await usage_text(store, text="bogus", now=now)).startswith("I didn't understand 'bogus'")
+        assert await usage_text(store, text="400", now=now) == "Pick between 1 and 365 days."
     finally:
-        store.close()
+        await store.close()
 
 
 class _WordEmbedder:
@@ -321,7 +322,7 @@ class _WordEmbedder:
 
 
 async def test_upload_list_search_delete(tmp_path):
-    store = Store(tmp_path / "k.db")
+    store = SqliteStore(tmp_path / "k.db")
     out = io.StringIO()
     settings = load_settings(THREADBOT_DB=str(tmp_path / "k.db"))
     runtime = SimpleNamespace(store=store, settings=settings)
@@ -336,9 +337,9 @@ async def test_upload_list_search_delete(tmp_path):
         assert re.search(r"\d+\s+handbook\.md — user:console, 1 chunks", out.getvalue())
         await console.handle_line("/knowledge search vacation days")
         assert "[1] handbook.md, Holidays" in out.getvalue()
-        document_id = store.knowledge_documents(None)[0].id
+        document_id = (await store.knowledge_documents(None))[0].id
         await console.handle_line(f"/knowledge delete {document_id}")
         assert f"Deleted document {document_id} (handbook.md)." in out.getvalue()
-        assert store.knowledge_documents(None) == []
+        assert await store.knowledge_documents(None) == []
     finally:
-        store.close()
+        await store.close()

@@ -19,6 +19,7 @@ from bot.conversation.history import INTERRUPTED, is_valid
 from bot.llm import provider_for
 from bot.messages import Message, TextBlock
 from bot.slack.reply import SlackReply
+from bot.store.sqlite import SqliteStore
 from bot.store import Store
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import DEFAULT_API_KEY, ErrorReply, FakeAnthropic, Reply, ToolUse
@@ -29,6 +30,7 @@ from tools.context import ToolContext
 from tools.extract_record import extract_record
 from tools.get_weather import get_weather
 from tools.registry import Registry, tool
+from tests.store_rows import usage_rows
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,10 +97,10 @@ class Rig:
         assert message is not None
         return turn, message
 
-    def history(self, turn: Turn) -> list[Message]:
-        conversation_id = self.store.conversation_id(team_id=turn.team_id, channel_id=turn.channel_id,
+    async def history(self, turn: Turn) -> list[Message]:
+        conversation_id = await self.store.conversation_id(team_id=turn.team_id, channel_id=turn.channel_id,
                                                      thread_ts=turn.thread_ts, user_id=turn.user_id)
-        return [m.message for m in self.store.history(conversation_id)]
+        return [m.message for m in await self.store.history(conversation_id)]
 
 
 @pytest.fixture
@@ -116,8 +118,8 @@ async def make_rig(tmp_path):
             )
             provider, model_id = provider_for(settings)
             stack.push_async_callback(provider.aclose)
-            store = Store(settings.db_path)
-            stack.callback(store.close)
+            store = SqliteStore(settings.db_path)
+            stack.push_async_callback(store.close)
             http = await stack.enter_async_context(aiohttp.ClientSession())
             registry = Registry([get_weather, extract_record, slow_echo, break_things])
             conversations = Conversations(settings=settings, store=store, provider=provider, model=model_id,
@@ -170,9 +172,9 @@ async def test_weather_round_shows_progress_then_answer_and_follow_up_keeps_tool
     assert third["messages"][4]["content"][-1]["text"] == "and in Porto?"
     assert [r.params["name"] for r in rig.weather.requests_to("geocoding")] == ["Lisbon", "Porto"]
 
-    history = rig.history(turn)
+    history = await rig.history(turn)
     assert is_valid(history) and len(history) == 8
-    rows = rig.store.usage_rows()
+    rows = usage_rows(rig.store)
     assert len(rows) == len(rig.model.requests) == 4
     assert {(r.user_id, r.team_id, r.channel_id, r.thread_ts) for r in rows} == {
         (fs.USER_ID, fs.TEAM_ID, fs.CHANNEL_ID, turn.thread_ts)}
@@ -232,7 +234,7 @@ async def test_timeout_exception_and_unknown_tool_become_error_results_and_the_l
     assert "get_weather" in results[3]["content"]  # the model is told what it can call instead
     assert ("cancelled", "stuck") in [(kind, label) for kind, label, _ in EVENTS]
     assert message.text == "Trying everything.\n\nOnly one of those worked."
-    assert is_valid(rig.history(turn))
+    assert is_valid(await rig.history(turn))
 
 
 async def test_invalid_arguments_are_explained_and_the_model_retries(make_rig):
@@ -273,10 +275,10 @@ async def test_round_limit_makes_exactly_n_calls_shows_the_sentence_and_keeps_hi
     turn, message = await rig.ask("keep going forever")
 
     assert len(rig.model.requests) == 3
-    assert len(rig.store.usage_rows()) == 3
+    assert len(usage_rows(rig.store)) == 3
     assert message.text.startswith("Step 1.\n\nStep 3.\n\nStep 5.")
     assert message.text.endswith(f"_{ROUND_LIMIT_SENTENCE}_")
-    history = rig.history(turn)
+    history = await rig.history(turn)
     assert is_valid(history)
     assert history[-1].role == "assistant" and history[-1].text == ROUND_LIMIT_SENTENCE
     assert len(history) == 1 + 3 * 2 + 1
@@ -301,11 +303,11 @@ async def test_model_error_in_round_two_leaves_valid_history_and_the_next_questi
 
     assert "overloaded" in message.text and "ref `" in message.text
     assert "Thinking" not in message.text and "Checking the forecast" not in message.text
-    history = rig.history(turn)
+    history = await rig.history(turn)
     assert is_valid(history)
     assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
     assert history[1].tool_uses[0].input == {"place": "Lisbon"}
-    rows = rig.store.usage_rows()
+    rows = usage_rows(rig.store)
     assert len(rows) == 2 and rows[-1].error == "ModelOverloaded"
 
     rig.model.add(Reply.tool("get_weather", {"place": "Porto"}), Reply.text("Porto: partly cloudy."))
@@ -314,7 +316,7 @@ async def test_model_error_in_round_two_leaves_valid_history_and_the_next_questi
     request = rig.model.requests[2]
     assert blocks(request, 1, "tool_use")[0]["input"] == {"place": "Lisbon"}
     assert "Lisbon" in blocks(request, 2, "tool_result")[0]["content"]
-    assert len(rig.store.usage_rows()) == 4
+    assert len(usage_rows(rig.store)) == 4
 
 
 async def test_turn_cancelled_mid_tool_keeps_the_call_and_a_restarted_bot_answers_the_next_question(make_rig):
@@ -328,7 +330,7 @@ async def test_turn_cancelled_mid_tool_keeps_the_call_and_a_restarted_bot_answer
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    history = rig.history(turn)
+    history = await rig.history(turn)
     assert is_valid(history)
     assert history[1].tool_uses[0].name == "slow_echo"
     assert history[2].content[0].content == INTERRUPTED and history[2].content[0].is_error
@@ -386,11 +388,11 @@ async def test_extraction_through_the_agent_records_the_nested_usage_for_the_use
         assert message.text == "Total due: 79.95 EUR."
     assert any("Extracting the invoice details…" in text for text in message.history), message.history
 
-    rows = rig.store.usage_rows()
+    rows = usage_rows(rig.store)
     assert len(rows) == len(requests)  # one row per model call, nested ones included
     assert {(r.user_id, r.thread_ts, r.surface) for r in rows} == {(fs.USER_ID, turn.thread_ts, "mention")}
     assert all(r.error is None and r.output_tokens > 0 for r in rows)
-    assert is_valid(rig.history(turn))
+    assert is_valid(await rig.history(turn))
 
 
 async def test_failed_nested_call_is_a_tool_error_and_its_usage_row_is_still_written(make_rig):
@@ -404,7 +406,7 @@ async def test_failed_nested_call_is_a_tool_error_and_its_usage_row_is_still_wri
     assert result["is_error"] is True
     assert result["content"] == "extract_record failed: The model rejected this request."
     assert message.text == "The extraction failed, sorry."
-    rows = rig.store.usage_rows()
+    rows = usage_rows(rig.store)
     assert len(rows) == 3 and [r.error for r in rows].count("ModelRejected") == 1
     assert {r.user_id for r in rows} == {fs.USER_ID}
 
@@ -420,7 +422,7 @@ async def test_tool_call_cut_off_by_max_tokens_is_not_run_and_history_stays_vali
     assert EVENTS == []  # a call whose input may be truncated is never run
     assert len(rig.model.requests) == 1
     assert message.text == f"Let me\n\n_{CUT_OFF_SENTENCE}_"
-    history = rig.history(turn)
+    history = await rig.history(turn)
     assert is_valid(history)
     assert history[2].content[0].is_error and history[3].text == CUT_OFF_SENTENCE
 
@@ -429,13 +431,14 @@ async def test_a_cancelled_model_call_still_writes_its_usage_row(tmp_path):
     from bot.llm.anthropic import AnthropicProvider
     from bot.messages import ModelRequest
     from bot.accounting.meter import Attribution, Meter
+    from bot.store.sqlite import SqliteStore
     from bot.store import Store
     from tests.fakes.anthropic import FakeAnthropic, Reply
 
     async with FakeAnthropic() as fake:
         fake.add(Reply.text("a slow answer " * 20, token_delay_s=0.2))
         provider = AnthropicProvider(api_key=fake.api_key, base_url=fake.base_url)
-        store = Store(tmp_path / "m.db")
+        store = SqliteStore(tmp_path / "m.db")
         meter = Meter(store, provider, Attribution("T1", "U1", "C1", "1.0", "mention"))
         request = ModelRequest(model="claude-sonnet-4-6", system="s",
                                messages=[Message("user", [TextBlock("hi")])], max_tokens=100)
@@ -449,7 +452,7 @@ async def test_a_cancelled_model_call_still_writes_its_usage_row(tmp_path):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        rows = store.usage_rows()
+        rows = usage_rows(store)
         assert [(r.user_id, r.error) for r in rows] == [("U1", "CancelledError")]
         await provider.aclose()
-        store.close()
+        await store.close()

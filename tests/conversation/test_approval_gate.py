@@ -14,7 +14,7 @@ from bot.conversation.history import is_valid
 from bot.llm import provider_for
 from bot.slack.edit_budget import EditBudget
 from bot.slack.reply import SlackReply
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import DEFAULT_API_KEY, FakeAnthropic, Reply, ToolUse
 from tests.fakes.slack import FakeSlack
@@ -57,8 +57,8 @@ async def rig(tmp_path):
                                  THREADBOT_DB=str(tmp_path / "bot.db"), THREADBOT_USER_RPM="1000")
         provider, model_id = provider_for(settings)
         stack.push_async_callback(provider.aclose)
-        store = Store(settings.db_path)
-        stack.callback(store.close)
+        store = SqliteStore(settings.db_path)
+        stack.push_async_callback(store.close)
         http = await stack.enter_async_context(aiohttp.ClientSession())
         registry = Registry([send_email, count_words])
         conversations = Conversations(settings=settings, store=store, provider=provider, model=model_id,
@@ -71,9 +71,9 @@ async def rig(tmp_path):
                         ts=ts, surface="mention")
             reply = SlackReply(client, EditBudget(), channel=fs.CHANNEL_ID, thread_ts=ts, registry=registry)
             await conversations.handle(turn, reply, approve=approve)
-            conversation_id = store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=ts,
+            conversation_id = await store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=ts,
                                                     user_id=fs.USER_ID)
-            assert is_valid([m.message for m in store.history(conversation_id)])
+            assert is_valid([m.message for m in await store.history(conversation_id)])
 
         yield model, registry, ask
 

@@ -9,7 +9,8 @@ from bot.conversation import context_window as budget
 from bot.llm import catalog
 from bot.errors import MessageTooLarge, PromptTooLong
 from bot.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
-from bot.store import Store, StoredMessage
+from bot.store import StoredMessage
+from bot.store.sqlite import SqliteStore
 
 MODEL = "test-model"
 
@@ -201,13 +202,13 @@ def test_cache_point():
     assert budget.cache_point(loop) == 2
 
 
-def test_with_a_real_store(tmp_path):
-    store = Store(tmp_path / "t.db")
-    cid = store.conversation_id(team_id="T1", channel_id="C1", thread_ts="1.0", user_id="U1")
+async def test_with_a_real_store(tmp_path):
+    store = SqliteStore(tmp_path / "t.db")
+    cid = await store.conversation_id(team_id="T1", channel_id="C1", thread_ts="1.0", user_id="U1")
     msgs = [user("hi"), assistant("hello"), user("more")]
     counts = [budget.count_message_tokens(m) for m in msgs]
-    store.append_messages(cid, msgs, token_counts=counts)
-    out = budget.fit_history(store.history(cid), model="claude-sonnet-4-6", max_tokens=1024, system_tokens=0,
+    await store.append_messages(cid, msgs, token_counts=counts)
+    out = budget.fit_history(await store.history(cid), model="claude-sonnet-4-6", max_tokens=1024, system_tokens=0,
                              tools_tokens=0)
     assert [m.text for m in out] == ["hi", "hello", "more"]
-    store.close()
+    await store.close()

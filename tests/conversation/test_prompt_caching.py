@@ -17,6 +17,7 @@ from bot.llm.tokens import count_message_tokens, count_text_tokens, count_tools_
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import Reply
 from tests.slackapp import Bot, running_bot
+from tests.store_rows import usage_rows
 
 SMALL_MODEL = "claude-tiny-test"
 SMALL_WINDOW = 16_384
@@ -98,14 +99,14 @@ async def test_cache_points_and_cache_tokens_are_recorded_and_priced_exactly(tmp
         assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user", "assistant", "user"]
         assert cache_marks(second) == [(3, 0)] and second["messages"][3]["content"][0]["text"] == "Done."
 
-        rows = bot.runtime.store.usage_rows()
+        rows = usage_rows(bot.runtime.store)
         assert [(r.input_tokens, r.output_tokens, r.cache_creation_input_tokens, r.cache_read_input_tokens)
                 for r in rows] == [(1_000, 40, 2_500, 0), (30, 12, 20, 3_500), (50, 7, 40, 3_600)]
         # claude-sonnet-4-6: $3 input, $15 output, $3.75 cache write, $0.30 cache read per million tokens.
         assert [r.cost_usd for r in rows] == [Decimal("0.012975"), Decimal("0.001395"), Decimal("0.001485")]
         assert {(r.user_id, r.surface, r.thread_ts, r.model) for r in rows} == {
             (fs.USER_ID, "mention", thread, "claude-sonnet-4-6")}
-        assert bot.runtime.store.usage_totals(since=0).cost_usd == Decimal("0.015855")
+        assert (await bot.runtime.store.usage_totals(since=0)).cost_usd == Decimal("0.015855")
 
 
 async def test_reported_input_tokens_calibrate_the_safety_factor(tmp_path):
@@ -128,7 +129,7 @@ async def test_a_very_long_thread_is_trimmed_to_a_valid_request_that_fits(tmp_pa
     async with running_bot(tmp_path, **small_window_env(tmp_path)) as bot:
         store = bot.runtime.store
         thread = fs.next_ts()
-        conversation = store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=thread,
+        conversation = await store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=thread,
                                              user_id=fs.USER_ID)
         questions: list[str] = []
         for turn in range(300):
@@ -143,8 +144,8 @@ async def test_a_very_long_thread_is_trimmed_to_a_valid_request_that_fits(tmp_pa
                     Message("user", [ToolResultBlock(tool_id, prose(rng, 120))]),
                 ]
             messages.append(Message("assistant", [TextBlock(f"answer {turn}: {prose(rng, 480)}")]))
-            store.append_messages(conversation, messages, token_counts=[count_message_tokens(m) for m in messages])
-        stored = len(store.history(conversation))
+            await store.append_messages(conversation, messages, token_counts=[count_message_tokens(m) for m in messages])
+        stored = len(await store.history(conversation))
 
         await ask(bot, "and what about today?", thread_ts=thread, expect="echo: and what about today?")
 
@@ -168,7 +169,7 @@ async def test_a_very_long_thread_is_trimmed_to_a_valid_request_that_fits(tmp_pa
         assert_fixed_cache_points(request)
 
         # Every message of the thread has its token count stored, counted once when it was written.
-        history = store.history(conversation)
+        history = await store.history(conversation)
         assert len(history) == stored + 2
         assert all(m.token_count == count_message_tokens(m.message) for m in history)
 
@@ -191,13 +192,13 @@ async def test_trimming_uses_the_stored_token_counts_instead_of_recounting(tmp_p
     async with running_bot(tmp_path, **small_window_env(tmp_path)) as bot:
         store = bot.runtime.store
         thread = fs.next_ts()
-        conversation = store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=thread,
+        conversation = await store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=thread,
                                              user_id=fs.USER_ID)
         for turn in range(3):
             messages = [Message("user", [TextBlock(f"q{turn} {prose(rng, 50)}")]),
                         Message("assistant", [TextBlock(f"a{turn} {prose(rng, 50)}")])]
             # Really ~60 tokens each, stored as 6,000: only the stored count can make these not fit.
-            store.append_messages(conversation, messages, token_counts=[6_000, 6_000])
+            await store.append_messages(conversation, messages, token_counts=[6_000, 6_000])
 
         await ask(bot, "still there?", thread_ts=thread, expect="echo: still there?")
         [request] = bot.model.requests

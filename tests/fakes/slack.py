@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import hashlib
 import hmac
 import itertools
@@ -443,10 +444,13 @@ class FakeSlack(ConversationsMixin):
 
     async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 5.0,
                        what: str | Callable[[], str] = "condition") -> Any:
-        """Poll `predicate` (from any loop or thread) until it returns something truthy."""
+        """Poll `predicate` (from any loop or thread) until it returns something truthy; a predicate
+        may also return an awaitable (e.g. a store read), which is awaited."""
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
             if value:
                 return value
             if time.monotonic() >= deadline:

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from knowledge.embed import OpenAIEmbedder, embed_async
 from knowledge.errors import EmbedderUnavailable
-from knowledge.ingest import ingest_bytes_async, reembed
-from knowledge.search import search_async
+from knowledge.ingest import ingest_bytes, reembed
+from knowledge.search import search
 from tests.fakes.openai_embeddings import FakeOpenAIEmbeddings
 
 
@@ -55,36 +55,36 @@ async def test_service_errors_become_embedder_unavailable(fake: FakeOpenAIEmbedd
 
 
 async def test_ingest_and_search_with_openai_then_switch_back(fake: FakeOpenAIEmbeddings, tmp_path: Path) -> None:
-    store = Store(tmp_path / "kb.db")
+    store = SqliteStore(tmp_path / "kb.db")
     embedder = OpenAIEmbedder(api_key="sk-test", base_url=fake.base_url)
-    result = await ingest_bytes_async(
+    result = await ingest_bytes(
         store, embedder, data=b"Parking permits are issued by facilities.", filename="parking.txt",
         mimetype="text/plain", scope="workspace", uploaded_by="U1",
     )
     assert result.embedding_model == "text-embedding-3-small@384"
-    hits = await search_async(store, embedder, "parking permits", scopes=["workspace"], k=1, mode="vector")
+    hits = await search(store, embedder, "parking permits", scopes=["workspace"], k=1, mode="vector")
     assert [h.document_id for h in hits] == [result.document_id]
     native = OpenAIEmbedder(api_key="sk-test", base_url=fake.base_url, dimensions=None)
-    assert await search_async(store, native, "parking permits", scopes=["workspace"], mode="vector") == []
+    assert await search(store, native, "parking permits", scopes=["workspace"], mode="vector") == []
     import asyncio
 
-    assert await asyncio.to_thread(reembed, store, native) == 1
-    hits = await search_async(store, native, "parking permits", scopes=["workspace"], k=1, mode="vector")
+    assert await reembed(store, native) == 1
+    hits = await search(store, native, "parking permits", scopes=["workspace"], k=1, mode="vector")
     assert [h.document_id for h in hits] == [result.document_id]
-    assert store.knowledge_document(result.document_id).embedding_dim == 1536
-    store.close()
+    assert (await store.knowledge_document(result.document_id)).embedding_dim == 1536
+    await store.close()
 
 
 async def test_hybrid_search_falls_back_to_bm25_when_embeddings_fail(fake: FakeOpenAIEmbeddings, tmp_path: Path) -> None:
-    store = Store(tmp_path / "kb.db")
+    store = SqliteStore(tmp_path / "kb.db")
     embedder = OpenAIEmbedder(api_key="sk-test", base_url=fake.base_url, max_retries=0)
-    result = await ingest_bytes_async(
+    result = await ingest_bytes(
         store, embedder, data=b"Badges are printed at reception.", filename="badges.txt", mimetype=None,
         scope="workspace", uploaded_by="U1",
     )
     fake.fail_with = 503
-    hits = await search_async(store, embedder, "where are badges printed", scopes=["workspace"], k=3)
+    hits = await search(store, embedder, "where are badges printed", scopes=["workspace"], k=3)
     assert [h.document_id for h in hits] == [result.document_id]
     with pytest.raises(EmbedderUnavailable):
-        await search_async(store, embedder, "badges", scopes=["workspace"], mode="vector")
-    store.close()
+        await search(store, embedder, "badges", scopes=["workspace"], mode="vector")
+    await store.close()

@@ -7,19 +7,12 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
+from bot.store.sqlite import SqliteStore
 from bot.store import Store
 from knowledge.embed import LocalEmbedder, make_embedder
 from knowledge.ingest import ingest_bytes
-from knowledge.search import (
-    SearchHit,
-    fts_query,
-    rrf,
-    scope_for_upload,
-    scopes_for,
-    search,
-    search_async,
-    weighted_sum,
-)
+from knowledge.scopes import scope_for_upload, scopes_for
+from knowledge.search import SearchHit, fts_query, rrf, search, weighted_sum
 from tests.knowledge_files import make_pdf
 from tools.context import ToolContext
 from tools.search_docs import format_hits, search_docs
@@ -43,13 +36,13 @@ def embedder() -> LocalEmbedder:
 
 
 @pytest.fixture
-def store(tmp_path: Path, embedder: LocalEmbedder) -> Store:
-    s = Store(tmp_path / "kb.db")
+async def store(tmp_path: Path, embedder: LocalEmbedder) -> Store:
+    s = SqliteStore(tmp_path / "kb.db")
     for name, text in CORPUS.items():
-        ingest_bytes(s, embedder, data=text.encode(), filename=name, mimetype="text/markdown", scope="workspace",
+        await ingest_bytes(s, embedder, data=text.encode(), filename=name, mimetype="text/markdown", scope="workspace",
                      uploaded_by="U1", permalink=f"https://example.slack.com/files/U1/F{name[:3].upper()}/{name}")
     yield s
-    s.close()
+    await s.close()
 
 
 def test_local_embedder_matches_known_minilm_behaviour(embedder: LocalEmbedder) -> None:
@@ -73,24 +66,24 @@ def test_local_embedder_matches_known_minilm_behaviour(embedder: LocalEmbedder) 
         ("who do I escalate a page to", "oncall.md"),
     ],
 )
-def test_hybrid_ranks_the_relevant_document_first(store: Store, embedder: LocalEmbedder, query: str, expected: str) -> None:
-    hits = search(store, embedder, query, scopes=["workspace"], k=3)
+async def test_hybrid_ranks_the_relevant_document_first(store: Store, embedder: LocalEmbedder, query: str, expected: str) -> None:
+    hits = await search(store, embedder, query, scopes=["workspace"], k=3)
     assert hits[0].title == expected
     assert hits[0].score > hits[1].score
 
 
-def test_search_hit_carries_section_permalink_and_text(store: Store, embedder: LocalEmbedder) -> None:
-    hit = search(store, embedder, "receipts reimbursement deadline", scopes=["workspace"], k=1)[0]
+async def test_search_hit_carries_section_permalink_and_text(store: Store, embedder: LocalEmbedder) -> None:
+    hit = (await search(store, embedder, "receipts reimbursement deadline", scopes=["workspace"], k=1))[0]
     assert (hit.title, hit.section, hit.scope) == ("expenses.md", "Expenses > Deadlines", "workspace")
     assert hit.permalink == "https://example.slack.com/files/U1/FEXP/expenses.md"
     assert "within 30 days" in hit.text
 
 
-def test_fts_query_quotes_user_text(store: Store) -> None:
+async def test_fts_query_quotes_user_text(store: Store) -> None:
     hostile = 'NEAR("x" AND y*) OR -z: receipts'
     assert fts_query(hostile) == '"near" OR "x" OR "y" OR "z" OR "receipts"'
     assert fts_query("what is it?") == '"what" OR "is" OR "it"'  # only stopwords: keep them
-    hits = store.knowledge_bm25(fts_query(hostile), scopes=["workspace"], limit=5)  # no FTS5 syntax error
+    hits = await store.knowledge_bm25(fts_query(hostile), scopes=["workspace"], limit=5)  # no FTS5 syntax error
     assert len(hits) == 1
 
 
@@ -116,7 +109,7 @@ def test_upload_and_search_scopes() -> None:
 
 
 async def test_search_async_runs_in_a_thread(store: Store, embedder: LocalEmbedder) -> None:
-    hits = await search_async(store, embedder, "espresso machine cleaning", scopes=["workspace"], k=2)
+    hits = await search(store, embedder, "espresso machine cleaning", scopes=["workspace"], k=2)
     assert hits[0].title == "coffee.md"
 
 
@@ -141,10 +134,10 @@ def test_format_hits_quotes_every_line_and_numbers_sources() -> None:
 
 async def test_search_docs_tool_respects_the_conversation_scope(tmp_path: Path, embedder: LocalEmbedder) -> None:
     settings = Settings(THREADBOT_EMBEDDER="local", THREADBOT_DB=str(tmp_path / "t.db"))
-    store = Store(settings.db_path)
+    store = SqliteStore(settings.db_path)
     shared = make_embedder(settings)
     pdf = make_pdf(["Cover", "The launch date is the ninth of March."])
-    ingest_bytes(store, shared, data=pdf, filename="plan.pdf", mimetype="application/pdf", scope="user:UA",
+    await ingest_bytes(store, shared, data=pdf, filename="plan.pdf", mimetype="application/pdf", scope="user:UA",
                  uploaded_by="UA", permalink="https://x.slack.com/files/UA/F9/plan.pdf")
 
     def ctx(user: str, channel: str) -> ToolContext:
@@ -158,4 +151,4 @@ async def test_search_docs_tool_respects_the_conversation_scope(tmp_path: Path, 
     assert other.startswith("No shared documents matched") and "ninth" not in other
     in_channel = await search_docs(ctx("UA", "C1"), "when is the launch?", k=3)
     assert "ninth" not in in_channel  # a private upload is not read out into a channel
-    store.close()
+    await store.close()

@@ -10,6 +10,7 @@ from knowledge.embed import make_embedder
 from knowledge.ingest import ingest_bytes
 from tests.fakes import slack as fs
 from tests.slackapp import Bot, running_bot
+from tests.store_rows import knowledge_count_rows, knowledge_total_rows
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,11 +28,11 @@ DOCS = {  # title: (scope, uploader, text)
 }
 
 
-def seed(bot: Bot) -> dict[str, int]:
+async def seed(bot: Bot) -> dict[str, int]:
     embedder = make_embedder(bot.runtime.settings)
     ids = {}
     for title, (scope, uploader, text) in DOCS.items():
-        result = ingest_bytes(bot.runtime.store, embedder, data=text.encode(), filename=title, mimetype="text/markdown",
+        result = await ingest_bytes(bot.runtime.store, embedder, data=text.encode(), filename=title, mimetype="text/markdown",
                               scope=scope, uploaded_by=uploader, slack_file_id=f"F{len(ids)}",
                               permalink=f"https://fake.slack.com/files/{uploader}/F{len(ids)}/{title}")
         ids[title] = result.document_id
@@ -59,7 +60,7 @@ def listed(text: str) -> list[str]:
 @pytest.fixture
 async def bot(tmp_path):
     async with running_bot(tmp_path, THREADBOT_ADMINS=ADMIN) as running:
-        running.ids = seed(running)  # type: ignore[attr-defined]
+        running.ids = await seed(running)  # type: ignore[attr-defined]
         yield running
 
 
@@ -114,14 +115,14 @@ async def test_delete_own_documents_admins_any_and_nothing_is_left(bot: Bot):
     other = ids["other-plan.md"]
     assert await knowledge(bot, f"delete #{other}", channel=ALICE_DM) == (
         f"Deleted *other-plan.md* (document {other}) from every index.")
-    assert store.knowledge_count_rows(other) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
+    assert knowledge_count_rows(store, other) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
     assert "ships the parking app" not in await knowledge(bot, "search parking app", user=BOB, channel=OTHER)
 
     assert await knowledge(bot, f"delete {secret}", user=ADMIN) == (
         f"Deleted *bob-secret.md* (document {secret}) from every index.")
-    assert store.knowledge_count_rows(secret) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
+    assert knowledge_count_rows(store, secret) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
     assert "in March" not in await knowledge(bot, "search salary review", user=BOB, channel="D0BOB")
-    totals = store.knowledge_total_rows()
+    totals = knowledge_total_rows(store)
     assert totals["documents"] == 3 and totals["chunks"] == totals["fts"] == 3
     assert await knowledge(bot, f"delete {secret}", user=ADMIN) == f"There is no document {secret} here."
 
@@ -133,7 +134,7 @@ async def test_admins_make_a_document_workspace_wide(bot: Bot):
     assert await knowledge(bot, f"share {faq}") == "Only admins can make a document visible to the whole workspace."
     assert await knowledge(bot, f"share {faq}", user=ADMIN) == (
         f"*general-faq.md* (document {faq}) is now visible in the whole workspace.")
-    assert bot.runtime.store.knowledge_document(faq).scope == "workspace"
+    assert (await bot.runtime.store.knowledge_document(faq)).scope == "workspace"
     assert "coffee machine is on the fourth floor" in await knowledge(bot, "search coffee machine", channel=ALICE_DM)
     assert "general-faq.md" in await knowledge(bot, "list", user=BOB, channel=OTHER)
     assert (await knowledge(bot, f"share {faq}", user=ADMIN)).endswith("is already visible in the whole workspace.")

@@ -178,9 +178,9 @@ async def test_e2e_assistant_panel_native_stream_and_feedback(tmp_path):
         slack.stop_thread()
         model.stop_in_thread()
     assert code == 0, bot.log()
-    from bot.store import Store
-    store = Store(tmp_path / "bot.db")
+    from bot.store.sqlite import SqliteStore
+    store = SqliteStore(tmp_path / "bot.db")
     try:
-        assert store.feedback_counts(since=0) == (0, 1)
+        assert await store.feedback_counts(since=0) == (0, 1)
     finally:
-        store.close()
+        await store.close()

@@ -20,6 +20,7 @@ from tests.fakes.anthropic import Reply
 from tests.fakes.slack import FakeSlack
 from tests.knowledge_files import make_docx_bomb, make_encrypted_pdf, make_pdf
 from tests.slackapp import Bot, running_bot
+from tests.store_rows import knowledge_count_rows, knowledge_total_rows
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -93,7 +94,7 @@ async def test_dm_upload_progress_answer_with_citation_privacy_and_reupload(tmp_
         assert history[0] == ":inbox_tray: Downloading handbook.pdf…"
         indexing = [t for t in history if t.startswith(":hourglass_flowing_sand: Indexing handbook.pdf: ")]
         assert indexing, history
-        [document] = store.knowledge_documents()
+        [document] = await store.knowledge_documents()
         assert f"0/{document.chunk_count} chunks…" in indexing[0]
         stages = [t.split()[1] for t in history[1:-1]]
         assert stages == sorted(stages, key=["Reading", "Indexing"].index), history
@@ -141,14 +142,14 @@ async def test_dm_upload_progress_answer_with_citation_privacy_and_reupload(tmp_
         again = slack.add_file("handbook-copy.pdf", HANDBOOK, mimetype="application/pdf", filetype="pdf")
         [replaced] = await share(bot, fs.dm_message("", files=[{"id": again, "name": "handbook-copy.pdf"}]))
         assert replaced.text.startswith(":white_check_mark: Replaced *handbook-copy.pdf*")
-        mine = store.knowledge_documents([f"user:{fs.USER_ID}"])
+        mine = await store.knowledge_documents([f"user:{fs.USER_ID}"])
         assert [d.slack_file_id for d in mine] == [again]
-        assert store.knowledge_document(document.id) is None
-        assert store.knowledge_count_rows(document.id) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
+        assert await store.knowledge_document(document.id) is None
+        assert knowledge_count_rows(store, document.id) == {"documents": 0, "chunks": 0, "fts": 0, "vectors": 0}
         [bobs] = await share(bot, fs.dm_message("", user=BOB, channel=BOB_DM,
                                                 files=[{"id": again, "name": "handbook-copy.pdf"}]))
         assert bobs.text.startswith(":white_check_mark: Added *handbook-copy.pdf*")
-        assert len(store.knowledge_documents()) == 3  # Alice's, Bob's, the channel's
+        assert len(await store.knowledge_documents()) == 3  # Alice's, Bob's, the channel's
 
 
 @asynccontextmanager
@@ -212,8 +213,8 @@ async def test_bad_files_each_get_a_clear_reply_and_store_nothing(tmp_path):
             assert phrase in text, (name, text)
             assert text.endswith("`)") and "(ref `" in text, text  # a reference id, never a stack trace
         assert "damaged" in by_name["broken.pdf"] or "not a valid PDF" in by_name["broken.pdf"]
-        assert store.knowledge_total_rows() == {k: 0 for k in store.knowledge_total_rows()}
-        assert sum(store.knowledge_total_rows().values()) == 0
+        assert knowledge_total_rows(store) == {k: 0 for k in knowledge_total_rows(store)}
+        assert sum(knowledge_total_rows(store).values()) == 0
         # The size from files.info stopped big.txt before any byte was downloaded…
         assert ids["big.txt"] not in [fid for fid, _ in slack.downloads]
         # …and the bot token never went to the host that is not Slack's.

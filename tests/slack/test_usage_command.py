@@ -10,7 +10,9 @@ from pathlib import Path
 
 from bot.slack.listeners import commands as slash
 from bot.slack.listeners import usage as usage_listener
-from bot.store import Store, UsageRow
+from bot.store import UsageRow
+from bot.store.sqlite import SqliteStore
+from bot.store import Store
 from bot.accounting.report import NOT_ADMIN
 from tests.botproc import THREADBOT
 from tests.fakes import slack as fs
@@ -26,7 +28,7 @@ def row(user: str, at: datetime, inp: int, out: int, cw: int, cr: int, cost: str
                     "end_turn", created_at=at.timestamp())
 
 
-def fill(store: Store, now: datetime) -> None:
+async def fill(store: Store, now: datetime) -> None:
     """Alice: two calls today, one 3 days ago, one 20 days ago. Bob: one today."""
     today = now
     for r in [
@@ -36,12 +38,12 @@ def fill(store: Store, now: datetime) -> None:
         row(fs.USER_ID, now - timedelta(days=20), 4, 5, 0, 0, "0.000087"),
         row(BOB, today, 50_000, 2_000, 0, 0, "0.18", model="claude-opus-4-6", surface="dm"),
     ]:
-        store.record_usage(r)
+        await store.record_usage(r)
 
 
 async def test_own_usage_is_an_ephemeral_ack_with_exact_numbers(tmp_path):
     async with running_bot(tmp_path) as bot:
-        fill(bot.runtime.store, datetime.now(timezone.utc))
+        await fill(bot.runtime.store, datetime.now(timezone.utc))
         result, response_url = await bot.command("/usage")
         body = result.json()
         assert body["response_type"] == "ephemeral"
@@ -65,7 +67,7 @@ async def test_own_usage_is_an_ephemeral_ack_with_exact_numbers(tmp_path):
 
 async def test_others_usage_is_refused_for_non_admins_and_shown_to_admins(tmp_path):
     async with running_bot(tmp_path, THREADBOT_ADMINS=f"{ADMIN}, UOTHERADMIN") as bot:
-        fill(bot.runtime.store, datetime.now(timezone.utc))
+        await fill(bot.runtime.store, datetime.now(timezone.utc))
         for text in ("team", f"<@{BOB}|bob>", BOB):
             result, _ = await bot.command("/usage", text)
             assert result.json()["text"] == NOT_ADMIN
@@ -90,7 +92,7 @@ async def test_others_usage_is_refused_for_non_admins_and_shown_to_admins(tmp_pa
 async def test_slow_report_is_acked_at_once_and_follows_via_response_url(tmp_path, monkeypatch):
     monkeypatch.setattr(slash, "ACK_WITHIN_S", 0)  # as if the database were slow
     async with running_bot(tmp_path) as bot:
-        fill(bot.runtime.store, datetime.now(timezone.utc))
+        await fill(bot.runtime.store, datetime.now(timezone.utc))
         result, response_url = await bot.command("/usage")
         assert result.json() == {"text": usage_listener.HOLDING_LINE, "response_type": "ephemeral"}
         posted = await bot.slack.wait_for(lambda: bot.slack.responses[response_url], what="the report")
@@ -101,7 +103,7 @@ async def test_slow_report_is_acked_at_once_and_follows_via_response_url(tmp_pat
 async def test_a_broken_store_gives_a_short_message_with_a_reference_not_a_trace(tmp_path, caplog):
     caplog.set_level(logging.ERROR, logger="bot.slack.listeners.commands")
     async with running_bot(tmp_path) as bot:
-        bot.runtime.store.close()  # every query now fails inside the report
+        await bot.runtime.store.close()  # every query now fails inside the report
         result, _ = await bot.command("/usage")
         text = result.json()["text"]
         assert text.startswith(f":warning: {usage_listener.FAILURE} (ref `")
@@ -115,11 +117,11 @@ def run_cli(*args: str, db: Path, cwd: Path) -> subprocess.CompletedProcess[str]
                           cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def test_cli_usage_reports_exact_numbers_per_user_and_for_the_workspace(tmp_path):
+async def test_cli_usage_reports_exact_numbers_per_user_and_for_the_workspace(tmp_path):
     db = tmp_path / "bot.db"
-    store = Store(db)
-    fill(store, datetime.now(timezone.utc))
-    store.close()
+    store = SqliteStore(db)
+    await fill(store, datetime.now(timezone.utc))
+    await store.close()
 
     result = run_cli("--user", fs.USER_ID, "--user", BOB, "--days", "7", "--json", db=db, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

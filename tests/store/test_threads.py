@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store import Store
-from bot.store.threads import ThreadMessage
+from bot.store import ThreadMessage
+from bot.store.sqlite import SqliteStore
 
 CH, T = "C0GENERAL", "1700000000.000100"
 
@@ -14,10 +14,10 @@ def m(i: int, text: str = "", user: str = "U0ALICE", **kw) -> ThreadMessage:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "t.db")
+async def store(tmp_path):
+    s = SqliteStore(tmp_path / "t.db")
     yield s
-    s.close()
+    await s.close()
 
 
 async def test_only_threads_the_bot_is_part_of_are_recorded(store: Store) -> None:

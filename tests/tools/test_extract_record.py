@@ -21,7 +21,7 @@ from bot.messages import (
     ToolUseBlock,
     Usage,
 )
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from tools.context import ToolContext
 from tools.extract_record import EXTRACTION_MAX_TOKENS, extract_record
 from tools.extraction_schemas import Contact, Invoice, LineItem, MeetingNotes, custom_record
@@ -65,14 +65,14 @@ class ScriptedModel:
 
 @pytest.fixture
 async def make_ctx(tmp_path):
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     async with aiohttp.ClientSession() as http:
         def build(model: ScriptedModel) -> ToolContext:
             return ToolContext(user_id="U1", team_id="T1", channel_id="C1", thread_ts="1.0", store=store,
                                http=http, settings=load_settings(THREADBOT_MODEL="claude-test-model"),
                                call_model=model)
         yield build
-    store.close()
+    await store.close()
 
 
 @pytest.fixture

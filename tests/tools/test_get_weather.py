@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.messages import ModelRequest, ToolUseBlock
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from tests.fakes.open_meteo import Fault, FakeOpenMeteo
 from tools.context import ToolContext
 from tools.get_weather import get_weather
@@ -34,14 +34,14 @@ def registry() -> Registry:
 
 @pytest.fixture
 async def make_ctx(tmp_path, fake: FakeOpenMeteo):
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     async with aiohttp.ClientSession() as http:
         def build(**overrides: object) -> ToolContext:
             settings = load_settings(**fake.env(), **overrides)
             return ToolContext(user_id="U1", team_id="T1", channel_id="C1", thread_ts="1.0", store=store,
                                http=http, settings=settings, call_model=_no_model)
         yield build
-    store.close()
+    await store.close()
 
 
 @pytest.fixture
@@ -204,14 +204,14 @@ async def test_slow_upstream_is_cut_off_below_the_tool_timeout(registry, make_ct
 
 
 async def test_unreachable_service(registry, tmp_path) -> None:
-    store = Store(tmp_path / "u.db")
+    store = SqliteStore(tmp_path / "u.db")
     async with FakeOpenMeteo() as gone:
         env = gone.env()
     async with aiohttp.ClientSession() as http:
         ctx = ToolContext(user_id="U1", team_id="T1", channel_id="C1", thread_ts="1.0", store=store, http=http,
                           settings=load_settings(**env), call_model=_no_model)
         result = await call(registry, ctx, place="Lisbon")
-    store.close()
+    await store.close()
     assert result.is_error
     assert result.content.startswith("Could not reach the weather service (geocoding): Client")
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from bot.config import load_settings
 from bot.errors import ModelOverloaded
 from bot.messages import ModelRequest, ToolResultBlock, ToolUseBlock
-from bot.store import Store
+from bot.store.sqlite import SqliteStore
 from tools.context import ToolContext
 from tools.registry import Registry, Tool, ToolError, parse_docstring, serialize_result, tool
 
@@ -26,13 +26,13 @@ async def _no_model(request: ModelRequest):  # the registry tests never call the
 
 @pytest.fixture
 async def ctx(tmp_path):
-    store = Store(tmp_path / "t.db")
+    store = SqliteStore(tmp_path / "t.db")
     async with aiohttp.ClientSession() as http:
         yield ToolContext(
             user_id="U1", team_id="T1", channel_id="C1", thread_ts="1.0", store=store, http=http,
             settings=load_settings(), call_model=_no_model,
         )
-    store.close()
+    await store.close()
 
 
 # --- tools used by these tests ----------------------------------------------------------------

@@ -29,7 +29,7 @@ SUGGESTED_PROMPTS = [
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
     async def handle_assistant_thread_started(event: dict[str, Any], client: AsyncWebClient) -> None:
-        thread = _record_thread(runtime, event)
+        thread = await _record_thread(runtime, event)
         if thread is None:
             return
         channel_id, thread_ts = thread
@@ -40,13 +40,13 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             log.warning("assistant.threads.setSuggestedPrompts failed: %s", reason(exc))
 
     async def handle_assistant_thread_context_changed(event: dict[str, Any]) -> None:
-        _record_thread(runtime, event)
+        await _record_thread(runtime, event)
 
     app.event("assistant_thread_started")(handle_assistant_thread_started)
     app.event("assistant_thread_context_changed")(handle_assistant_thread_context_changed)
 
 
-def _record_thread(runtime: Runtime, event: dict[str, Any]) -> tuple[str, str] | None:
+async def _record_thread(runtime: Runtime, event: dict[str, Any]) -> tuple[str, str] | None:
     """Store the thread and its context; returns (channel_id, thread_ts), or None for an event without one."""
     info = event.get("assistant_thread") or {}
     if not (info.get("channel_id") and info.get("thread_ts")):
@@ -54,7 +54,7 @@ def _record_thread(runtime: Runtime, event: dict[str, Any]) -> tuple[str, str] |
         return None
     channel_id, thread_ts = info["channel_id"], info["thread_ts"]
     context = info.get("context") or {}
-    runtime.store.record_assistant_thread(channel_id=channel_id, thread_ts=thread_ts, user_id=info.get("user_id"),
+    await runtime.store.record_assistant_thread(channel_id=channel_id, thread_ts=thread_ts, user_id=info.get("user_id"),
                                           context_channel_id=context.get("channel_id"),
                                           context_team_id=context.get("team_id"))
     return channel_id, thread_ts

@@ -73,15 +73,15 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
     keys = [f"msg:{channel}:{ts}"]
     if body.get("event_id"):
         keys.insert(0, f"event:{body['event_id']}")
-    if not runtime.store.claim_event(*keys):
+    if not await runtime.store.claim_event(*keys):
         log.info("dropping duplicate event %s (%s:%s)", body.get("event_id"), channel, ts)
         return
     thread_ts = event.get("thread_ts") or ts
     viewing_channel_id = None
-    assistant = surface == "dm" and _is_assistant_thread(runtime, event, channel, thread_ts)
+    assistant = surface == "dm" and await _is_assistant_thread(runtime, event, channel, thread_ts)
     if assistant:
         surface = "assistant"
-        viewing_channel_id = _viewing_channel(runtime, event, channel, thread_ts)
+        viewing_channel_id = await _viewing_channel(runtime, event, channel, thread_ts)
     turn = Turn(
         team_id=body.get("team_id") or event.get("team") or "",
         channel_id=channel,
@@ -96,7 +96,7 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
                                  bot_user_id=bot_user_id or "", bot_id=bot_id)
         if sync is not None and not channel.startswith("D") else None,
     )
-    if assistant and turn.text and runtime.store.claim_assistant_title(channel, thread_ts):
+    if assistant and turn.text and await runtime.store.claim_assistant_title(channel, thread_ts):
         await _set_title(client, channel, thread_ts, turn.text)
     if turn.files:
         # Shared files go into the knowledge base first, so a question asked with them can use them.
@@ -127,25 +127,25 @@ def build_reply(runtime: Runtime, client: AsyncWebClient, turn: Turn, *, assista
                       final_blocks=blocks, registry=runtime.registry)
 
 
-def _is_assistant_thread(runtime: Runtime, event: dict[str, Any], channel: str, thread_ts: str) -> bool:
+async def _is_assistant_thread(runtime: Runtime, event: dict[str, Any], channel: str, thread_ts: str) -> bool:
     # A DM thread is an assistant thread when Slack said so (assistant_thread_started, recorded by
     # the assistant listener) or the message carries the assistant thread's details itself.
     info = event.get("assistant_thread")
     if info:
-        if runtime.store.assistant_thread(channel, thread_ts) is None:
+        if await runtime.store.assistant_thread(channel, thread_ts) is None:
             context = info.get("context") or {}
-            runtime.store.record_assistant_thread(
+            await runtime.store.record_assistant_thread(
                 channel_id=channel, thread_ts=thread_ts, user_id=info.get("user_id") or event.get("user"),
                 context_channel_id=context.get("channel_id"), context_team_id=context.get("team_id"))
         return True
-    return event.get("thread_ts") is not None and runtime.store.assistant_thread(channel, thread_ts) is not None
+    return event.get("thread_ts") is not None and await runtime.store.assistant_thread(channel, thread_ts) is not None
 
 
-def _viewing_channel(runtime: Runtime, event: dict[str, Any], channel: str, thread_ts: str) -> str | None:
+async def _viewing_channel(runtime: Runtime, event: dict[str, Any], channel: str, thread_ts: str) -> str | None:
     context = (event.get("assistant_thread") or {}).get("context") or {}
     if context.get("channel_id"):
         return context["channel_id"]
-    thread = runtime.store.assistant_thread(channel, thread_ts)
+    thread = await runtime.store.assistant_thread(channel, thread_ts)
     return thread.context_channel_id if thread else None
 
 

@@ -1,7 +1,6 @@
 """Interactive listeners: the 👍/👎 feedback buttons under every finished answer."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -54,8 +53,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             log.warning("ignoring malformed feedback action: %r", action.get("value"))
             return
         thread_ts = message.get("thread_ts") or container.get("thread_ts")
-        await asyncio.to_thread(
-            runtime.store.record_feedback,
+        await runtime.store.record_feedback(
             team_id=(body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "",
             channel_id=channel_id, message_ts=message_ts, user_id=user_id, vote=vote,
             model=model or None, thread_ts=thread_ts,

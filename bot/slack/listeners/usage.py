@@ -1,7 +1,6 @@
 """The /usage slash command: the caller's usage (admins: the team's or someone's), as an ephemeral reply."""
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,8 +17,8 @@ FAILURE = "Sorry, I couldn't build the usage report just now."
 def register(app: AsyncApp, runtime: Runtime) -> None:
     async def handle_usage(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         # A report normally takes milliseconds; on a slow database it follows through response_url.
-        work = asyncio.to_thread(
-            handle_usage_command, runtime.store, runtime.settings, caller_id=command.get("user_id") or "",
+        work = handle_usage_command(
+            runtime.store, runtime.settings, caller_id=command.get("user_id") or "",
             text=command.get("text") or "", now=datetime.now(timezone.utc),
         )
         await answer_command(ack, respond, work, name="/usage", holding=HOLDING_LINE, failure=FAILURE)

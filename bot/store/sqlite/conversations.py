@@ -1,11 +1,12 @@
-"""Conversations (one per Slack thread), their messages, and durable event de-duplication."""
+"""Conversations (one per Slack thread) and their messages."""
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 from bot.messages import Message
+from bot.store.records import StoredMessage
+from bot.store.sqlite.base import SqliteBase
 
 MIGRATIONS = [
     (
@@ -41,36 +42,12 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    message: Message
-    token_count: int | None
-
-
-class ConversationsMixin:
+class ConversationsMixin(SqliteBase):
     """Store methods for threads and their history."""
 
-    def claim_event(self, *keys: str) -> bool:
-        """Record these event keys; False if any was seen before (a retry or redelivery)."""
-        now = time.time()
-        with self.transaction() as conn:  # type: ignore[attr-defined]
-            for key in keys:
-                if conn.execute("SELECT 1 FROM events WHERE event_key = ?", (key,)).fetchone():
-                    return False
-            conn.executemany(
-                "INSERT INTO events(event_key, received_at) VALUES (?, ?)", [(k, now) for k in keys]
-            )
-        return True
-
-    def prune_events(self, older_than_s: float = 7 * 86400) -> int:
-        with self.transaction() as conn:  # type: ignore[attr-defined]
-            cur = conn.execute("DELETE FROM events WHERE received_at < ?", (time.time() - older_than_s,))
-            return cur.rowcount
-
-    def conversation_id(self, *, team_id: str, channel_id: str, thread_ts: str, user_id: str) -> int:
+    async def conversation_id(self, *, team_id: str, channel_id: str, thread_ts: str, user_id: str) -> int:
         """The id of the conversation for this thread, created on first use."""
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+        with self.transaction() as conn:
             row = conn.execute(
                 "SELECT id FROM conversations WHERE channel_id = ? AND thread_ts = ?",
                 (channel_id, thread_ts),
@@ -84,28 +61,24 @@ class ConversationsMixin:
             )
             return cur.lastrowid
 
-    def history(self, conversation_id: int) -> list[StoredMessage]:
-        with self.lock:  # type: ignore[attr-defined]
-            rows = self.conn.execute(  # type: ignore[attr-defined]
-                "SELECT id, role, content_json, token_count FROM messages"
-                " WHERE conversation_id = ? ORDER BY id",
-                (conversation_id,),
-            ).fetchall()
+    async def history(self, conversation_id: int) -> list[StoredMessage]:
+        rows = self.rows(
+            "SELECT id, role, content_json, token_count FROM messages WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
         return [
             StoredMessage(id=r[0], message=Message.from_json({"role": r[1], "content": json.loads(r[2])}),
                           token_count=r[3])
             for r in rows
         ]
 
-    def last_role(self, conversation_id: int) -> str | None:
+    async def last_role(self, conversation_id: int) -> str | None:
         """The role of the newest stored message, or None for an empty conversation."""
-        with self.lock:  # type: ignore[attr-defined]
-            row = self.conn.execute(  # type: ignore[attr-defined]
-                "SELECT role FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1", (conversation_id,)
-            ).fetchone()
+        row = self.row("SELECT role FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1",
+                       (conversation_id,))
         return row[0] if row else None
 
-    def append_messages(
+    async def append_messages(
         self,
         conversation_id: int,
         messages: list[Message],
@@ -118,7 +91,7 @@ class ConversationsMixin:
         counts = token_counts or [None] * len(messages)
         now = time.time()
         ids = []
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+        with self.transaction() as conn:
             for message, count in zip(messages, counts):
                 cur = conn.execute(
                     "INSERT INTO messages(conversation_id, role, content_json, token_count, user_id,"

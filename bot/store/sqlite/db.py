@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3 as _stdlib_sqlite3
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable
+from typing import Any, Iterable
 
 import sqlite_utils
 import sqlite_vec
@@ -34,9 +34,10 @@ def _driver() -> ModuleType:
 
 sqlite3 = _driver()
 IntegrityError = sqlite3.IntegrityError
+Connection = Any  # the driver chosen above: stdlib sqlite3 or pysqlite3, same API
 
 
-def connect(path: Path | str) -> "sqlite3.Connection":
+def connect(path: Path | str) -> Connection:
     """One connection with sqlite-vec loaded, WAL journal and a busy timeout."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
+
+from bot.store.records import UsageRow, UsageTotals
+from bot.store.sqlite.base import SqliteBase
 
 MIGRATIONS = [
     (
@@ -34,30 +37,11 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class UsageRow:
-    team_id: str
-    user_id: str
-    channel_id: str
-    thread_ts: str | None
-    surface: str  # "mention" | "dm" | "assistant" | "console" | "command" | "ingest"
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cache_creation_input_tokens: int
-    cache_read_input_tokens: int
-    cost_usd: Decimal
-    latency_ms: int
-    stop_reason: str | None
-    error: str | None = None
-    created_at: float | None = None
-
-
-class UsageMixin:
+class UsageMixin(SqliteBase):
     """Store methods for usage accounting."""
 
-    def record_usage(self, row: UsageRow) -> int:
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+    async def record_usage(self, row: UsageRow) -> int:
+        with self.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO usage(created_at, team_id, user_id, channel_id, thread_ts, surface, model,"
                 " input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,"
@@ -73,34 +57,14 @@ class UsageMixin:
             )
             return cur.lastrowid
 
-    def usage_rows(self, *, user_id: str | None = None, since: float = 0.0) -> list[UsageRow]:
-        sql = (
-            "SELECT team_id, user_id, channel_id, thread_ts, surface, model, input_tokens, output_tokens,"
-            " cache_creation_input_tokens, cache_read_input_tokens, cost_usd, latency_ms, stop_reason,"
-            " error, created_at FROM usage WHERE created_at >= ?"
-        )
-        params: list[object] = [since]
-        if user_id is not None:
-            sql += " AND user_id = ?"
-            params.append(user_id)
-        with self.lock:  # type: ignore[attr-defined]
-            rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()  # type: ignore[attr-defined]
-        return [
-            UsageRow(*r[:10], cost_usd=Decimal(r[10]), latency_ms=r[11], stop_reason=r[12], error=r[13],
-                     created_at=r[14])
-            for r in rows
-        ]
-
     # Report queries: totals and GROUP BY breakdowns over a time range.
 
-    def usage_totals(self, *, since: float, until: float | None = None, user_id: str | None = None,
+    async def usage_totals(self, *, since: float, until: float | None = None, user_id: str | None = None,
                      team_id: str | None = None) -> UsageTotals:
         where, params = usage_filter(since=since, until=until, user_id=user_id, team_id=team_id)
-        with self.lock:  # type: ignore[attr-defined]
-            row = self.conn.execute(f"SELECT {_TOTALS} FROM usage" + where, params).fetchone()  # type: ignore[attr-defined]
-        return _totals(row)
+        return _totals(self.row(f"SELECT {_TOTALS} FROM usage" + where, params))
 
-    def usage_grouped(self, by: str, *, since: float, until: float | None = None,
+    async def usage_grouped(self, by: str, *, since: float, until: float | None = None,
                       user_id: str | None = None, limit: int | None = None) -> list[tuple[object, UsageTotals]]:
         """Totals per user_id, model, surface or UTC day (day = days since 1970-01-01), most cost first
         (days in date order)."""
@@ -113,9 +77,7 @@ class UsageMixin:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self.lock:  # type: ignore[attr-defined]
-            rows = self.conn.execute(sql, params).fetchall()  # type: ignore[attr-defined]
-        return [(r[0], _totals(r[1:])) for r in rows]
+        return [(r[0], _totals(r[1:])) for r in self.rows(sql, params)]
 
 
 # --- aggregation (GROUP BY in SQL; exact money) ------------------------------------------------
@@ -139,21 +101,6 @@ _GROUPS = {
 }
 
 
-@dataclass(frozen=True)
-class UsageTotals:
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-
-    @property
-    def total_tokens(self) -> int:
-        return (self.input_tokens + self.output_tokens + self.cache_creation_input_tokens
-                + self.cache_read_input_tokens)
-
-
 def _totals(row: tuple) -> UsageTotals:
     return UsageTotals(*row[:5], cost_usd=Decimal(row[5]) / PICODOLLARS)
 
@@ -175,8 +122,8 @@ def usage_filter(*, since: float, until: float | None, user_id: str | None,
     return " WHERE " + " AND ".join(where), params
 
 
-def spend_sql(conn: object, *, since: float, user_id: str | None = None, team_id: str | None = None) -> Decimal:
+def spend_sql(conn: Any, *, since: float, user_id: str | None = None, team_id: str | None = None) -> Decimal:
     """Exact spend since a time, on a given connection (so callers can run it inside a transaction)."""
     where, params = usage_filter(since=since, until=None, user_id=user_id, team_id=team_id)
-    row = conn.execute(f"SELECT COALESCE(SUM({_COST_PICO}), 0) FROM usage" + where, params).fetchone()  # type: ignore[attr-defined]
+    row = conn.execute(f"SELECT COALESCE(SUM({_COST_PICO}), 0) FROM usage" + where, params).fetchone()
     return Decimal(row[0]) / PICODOLLARS

@@ -7,31 +7,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
-from dataclasses import dataclass
-
-
-
-@dataclass(frozen=True)
-class ThreadMessage:
-    """One message in a thread as recorded from Slack (an event or `conversations.replies`)."""
-
-    ts: str
-    user_id: str  # author; for an app's message its bot user, or "" when Slack gave none
-    text: str
-    file_names: tuple[str, ...] = ()
-    bot_id: str | None = None  # set when an app posted it
-
-
-@dataclass(frozen=True)
-class SlackThread:
-    channel_id: str
-    thread_ts: str
-    synced_ts: str | None  # every message up to here is recorded
-    seen_ts: str | None  # the bot has shown the thread up to here (its last question)
-    answered: bool  # the bot has answered in it: replies are follow-ups
-
+from bot.store.records import SlackThread, ThreadMessage
+from bot.store.sqlite.base import SqliteBase
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -69,16 +48,8 @@ _UPSERT = (
 )
 
 
-class ThreadsMixin:
+class ThreadsMixin(SqliteBase):
     """Store methods for the channel threads the bot is part of."""
-
-    def row(self, sql: str, params: Sequence[object] = ()) -> Any:
-        with self.lock:  # type: ignore[attr-defined]
-            return self.conn.execute(sql, params).fetchone()  # type: ignore[attr-defined]
-
-    def rows(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        with self.lock:  # type: ignore[attr-defined]
-            return self.conn.execute(sql, params).fetchall()  # type: ignore[attr-defined]
 
     async def slack_thread(self, channel_id: str, thread_ts: str) -> SlackThread | None:
         row = self.row("SELECT synced_ts, seen_ts, answered FROM slack_threads WHERE channel_id = ? AND thread_ts = ?",
@@ -89,7 +60,7 @@ class ThreadsMixin:
                           seen_ts: str | None = None, answered: bool = False, shown_ts: Sequence[str] = ()) -> None:
         """Create the thread's row if needed; move `synced_ts`/`seen_ts` forward (never back); set `answered`;
         flag the messages `shown_ts` as given to the model (a placeholder row if not recorded yet)."""
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+        with self.transaction() as conn:
             conn.executemany(
                 "INSERT INTO slack_thread_messages(channel_id, ts, thread_ts, user_id, text, shown)"
                 " VALUES (?, ?, ?, '', '', 1) ON CONFLICT (channel_id, ts) DO UPDATE SET shown = 1",
@@ -111,7 +82,7 @@ class ThreadsMixin:
         """Upsert messages of a thread the bot is part of (False, and nothing written, for any other thread).
         `synced_ts` (or, with `advance_synced`, the newest message) becomes the point up to which the copy
         is complete."""
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+        with self.transaction() as conn:
             if not conn.execute("SELECT 1 FROM slack_threads WHERE channel_id = ? AND thread_ts = ?",
                                 (channel_id, thread_ts)).fetchone():
                 return False
@@ -129,13 +100,13 @@ class ThreadsMixin:
 
     async def update_thread_message(self, channel_id: str, message: ThreadMessage) -> bool:
         """An edit: the recorded text and files change, if the message was recorded."""
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+        with self.transaction() as conn:
             return conn.execute(
                 "UPDATE slack_thread_messages SET text = ?, file_names_json = ? WHERE channel_id = ? AND ts = ?",
                 (message.text, json.dumps(list(message.file_names)), channel_id, message.ts)).rowcount > 0
 
     async def delete_thread_message(self, channel_id: str, ts: str) -> bool:
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+        with self.transaction() as conn:
             return conn.execute("DELETE FROM slack_thread_messages WHERE channel_id = ? AND ts = ?",
                                 (channel_id, ts)).rowcount > 0
 

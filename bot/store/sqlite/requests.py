@@ -1,11 +1,11 @@
 """Per-user request log for rate limits, and the atomic check-and-reserve that admits a model call."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
 
-from bot.store.usage import spend_sql
+from bot.store.records import Admission
+from bot.store.sqlite.base import SqliteBase
+from bot.store.sqlite.usage import spend_sql
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -26,23 +26,10 @@ MIGRATIONS: list[tuple[str, str]] = [
 KEEP_REQUESTS_S = 3600.0
 
 
-@dataclass(frozen=True)
-class Admission:
-    """The outcome of one check: admitted (with the request row id) or which limit refused it."""
-
-    admitted: bool
-    refused_by: Literal["rpm", "user_daily", "daily"] | None = None
-    request_id: int | None = None
-    # rpm: when the oldest request in the window leaves it (a slot frees).
-    retry_at: float | None = None
-    # daily limits: spend so far in the UTC day.
-    spent_usd: Decimal | None = None
-
-
-class LimitsMixin:
+class RequestsMixin(SqliteBase):
     """Store methods for usage limits."""
 
-    def admit_request(
+    async def admit_request(
         self,
         *,
         user_id: str,
@@ -58,7 +45,7 @@ class LimitsMixin:
         so concurrent requests (threads, tasks, other processes on the same file) cannot all slip in.
         A limit of None is not checked. Daily spend is compared as spent >= limit: the call that
         crosses a budget completes, the ones after it are refused."""
-        with self.transaction() as conn:  # type: ignore[attr-defined]
+        with self.transaction() as conn:
             if user_daily_usd is not None:
                 spent = spend_sql(conn, since=day_start, user_id=user_id)
                 if spent >= user_daily_usd:
@@ -83,10 +70,3 @@ class LimitsMixin:
                 "INSERT INTO requests(created_at, team_id, user_id) VALUES (?, ?, ?)", (now, team_id, user_id)
             )
             return Admission(True, request_id=cur.lastrowid)
-
-    def requests_since(self, *, user_id: str, since: float) -> int:
-        with self.lock:  # type: ignore[attr-defined]
-            row = self.conn.execute(  # type: ignore[attr-defined]
-                "SELECT COUNT(*) FROM requests WHERE user_id = ? AND created_at > ?", (user_id, since)
-            ).fetchone()
-        return row[0]

@@ -1,0 +1,41 @@
+"""The SQLite backend: one file in WAL mode, each call a short transaction on the event-loop thread."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.store.sqlite import assistant_threads, conversations, feedback, knowledge, requests, threads, usage
+from bot.store.sqlite.assistant_threads import AssistantThreadsMixin
+from bot.store.sqlite.conversations import ConversationsMixin
+from bot.store.sqlite.db import migrate
+from bot.store.sqlite.events import EventsMixin
+from bot.store.sqlite.feedback import FeedbackMixin
+from bot.store.sqlite.knowledge_reads import KnowledgeReads
+from bot.store.sqlite.requests import RequestsMixin
+from bot.store.sqlite.threads import ThreadsMixin
+from bot.store.sqlite.usage import UsageMixin
+
+# In the order they were first applied (a migration's name is its identity).
+MIGRATIONS = [
+    *conversations.MIGRATIONS,
+    *usage.MIGRATIONS,
+    *requests.MIGRATIONS,
+    *knowledge.MIGRATIONS,
+    *feedback.MIGRATIONS,
+    *assistant_threads.MIGRATIONS,
+    *threads.MIGRATIONS,
+]
+
+
+class SqliteStore(EventsMixin, ConversationsMixin, UsageMixin, RequestsMixin, FeedbackMixin, AssistantThreadsMixin,
+                  ThreadsMixin, KnowledgeReads):
+    """bot.store.Store on one SQLite file. The coroutines run their SQL synchronously: each is a short
+    transaction, cheaper than a hop to a thread; long whole-scope reads go to a thread themselves."""
+
+    def __init__(self, path: Path | str):
+        super().__init__(path)
+        with self.lock:
+            migrate(self.db, MIGRATIONS)
+
+    async def close(self) -> None:
+        with self.lock:
+            self.conn.close()
