@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scifact  # noqa: E402  (bench/scifact.py: data loading, chunking, vector cache, nDCG)
 
-from bot.store.knowledge import NewChunk  # noqa: E402
+from bot.store import NewChunk  # noqa: E402
 from bot.store.postgres import knowledge_search, knowledge_write  # noqa: E402
 from bot.store.postgres.connect import open_pool  # noqa: E402
 from knowledge.embed import LocalEmbedder  # noqa: E402
@@ -96,9 +96,9 @@ async def main_async(args) -> None:
     print(f"SciFact test: {len(qids)} queries over {len(chunks)} chunks, fusion {DEFAULT_FUSION.method}")
 
     started = time.perf_counter()
-    store, lite_doc = scifact.build_store(corpus, chunks, vectors, embedder)
+    store, lite_doc = await scifact.build_store(corpus, chunks, vectors, embedder)
     print(f"SQLite store built in {time.perf_counter() - started:.1f} s")
-    lite = scifact.run_rankings(store, qvecs, queries, qids, embedder, DEFAULT_FUSION.bm25_weights)
+    lite = await scifact.run_rankings(store, qvecs, queries, qids, embedder, DEFAULT_FUSION.bm25_weights)
     results = {"SQLite (FTS5 bm25, exact vectors)": scores(lite, lite_doc, qrels["test"])}
 
     server = None

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[postgres]')")
 
-import bot.llm  # noqa: E402,F401  (import order the package expects)
-from bot.store import Store  # noqa: E402
-from bot.store.knowledge import NewChunk  # noqa: E402
+from bot.store import NewChunk, NewDocument  # noqa: E402
+from bot.store.sqlite import SqliteStore  # noqa: E402
 from bot.store.postgres import knowledge_search, knowledge_write  # noqa: E402
 from bot.store.postgres.connect import open_pool  # noqa: E402
+from knowledge.ingest import store_document  # noqa: E402
 
 DIM = 8
 # Words both stemmers (FTS5's porter, PostgreSQL's snowball) leave as they are, so both backends
@@ -53,7 +53,7 @@ async def _add(pool, scope, title, texts, vectors, *, sha=None, batch_size=None)
 async def test_bm25_scores_equal_sqlite_fts5_for_the_same_terms(pool):
     rng = np.random.default_rng(1)
     docs = _corpus(rng, 40)
-    sqlite = Store(":memory:")
+    sqlite = SqliteStore(":memory:")
     pg_ids, lite_ids = [], []
     for title, text in docs:
         v = _vec(rng)
@@ -62,19 +62,20 @@ async def test_bm25_scores_equal_sqlite_fts5_for_the_same_terms(pool):
             row = await (await conn.execute(
                 "SELECT id FROM knowledge_chunks WHERE document_id = %s", (document_id,))).fetchone()
         pg_ids.append(row[0])
-        doc, _ = sqlite.knowledge_add_document(
-            scope="workspace", title=title, mimetype="text/plain", kind="text",
-            sha256=hashlib.sha256(text.encode() + title.encode()).hexdigest(), size_bytes=1, uploaded_by="U1",
-            slack_file_id=None, permalink=None, embedding_model="m", embedding_dim=DIM,
+        doc, _ = await store_document(
+            sqlite, NewDocument(scope="workspace", title=title, mimetype="text/plain", kind="text", size_bytes=1,
+                                uploaded_by="U1", slack_file_id=None, permalink=None, embedding_model="m",
+                                embedding_dim=DIM),
+            sha256=hashlib.sha256(text.encode() + title.encode()).hexdigest(),
             chunks=[(NewChunk(ordinal=0, text=text), v[0])])
-        lite_ids.append(sqlite.knowledge_document_chunks(doc)[0].id)
+        lite_ids.append((await sqlite.knowledge_document_chunks(doc))[0].id)
     to_doc_pg = dict(zip(pg_ids, range(len(docs))))
     to_doc_lite = dict(zip(lite_ids, range(len(docs))))
     for words, weights in ((["alpha"], (1, 1, 1)), (["omega", "zeta", "doc"], (3.0, 1.0, 1.0)),
                            (["lambda", "kappa", "theta"], (1, 1, 1)), (["nothing"], (1, 1, 1))):
         async with pool.connection() as conn:
             pg = await knowledge_search.bm25(conn, words, scopes=["workspace"], limit=20, weights=weights)
-        lite = sqlite.knowledge_bm25(" OR ".join(f'"{w}"' for w in words), scopes=["workspace"], limit=20,
+        lite = await sqlite.knowledge_bm25(" OR ".join(f'"{w}"' for w in words), scopes=["workspace"], limit=20,
                                      weights=weights)
         assert len(pg) == len(lite)
         got = {to_doc_pg[c]: s for c, s in pg}
