@@ -98,7 +98,7 @@ class Console:
             failure = failure_for(exc, log=log, doing="console turn", generic=GENERIC_FAILURE)
             self.screen.failure(failure.message, ref=failure.ref)
 
-    def _close_interrupted(self, partial: str) -> None:
+    async def _close_interrupted(self, partial: str) -> None:
         """Keep stored history a valid request after Ctrl-C (invariant 3): if Conversations
         did not close the turn itself, the user's message gets an answer holding what was shown."""
         conversation_id = await self._conversation_id()
