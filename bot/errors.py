@@ -45,7 +45,7 @@ class ModelError(ThreadbotError):
 
     def __init__(self, detail: str = "", *, usage: Usage | None = None, status_code: int | None = None):
         super().__init__(detail or self.__doc__)
-        # Tokens the failed call had already spent, when the provider told us (DESIGN invariant 4).
+        # Tokens the failed call had already spent, when the provider told us (invariant 4).
         self.usage = usage
         self.status_code = status_code
 

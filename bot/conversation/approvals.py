@@ -1,4 +1,4 @@
-"""Approval before a tool acts (DESIGN invariant 10): the question a surface asks, and the answers the model reads."""
+"""Approval before a tool acts (invariant 10): the question a surface asks, and the answers the model reads."""
 from __future__ import annotations
 
 import json

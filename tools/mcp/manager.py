@@ -36,7 +36,7 @@ class MCPTool:
 
     @property
     def acts(self) -> bool:
-        """Whether a call waits for the asking user's approval (DESIGN invariant 10)."""
+        """Whether a call waits for the asking user's approval (invariant 10)."""
         if self.approval == "always":
             return True
         if self.approval == "never":
