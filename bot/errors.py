@@ -66,6 +66,10 @@ class ModelRejected(ModelError):
     """The model rejected this request."""
 
 
+class ImagesNotSupported(ModelRejected):
+    """This model can't read images, so I answered from the text alone."""
+
+
 class PromptTooLong(ModelError):
     """This conversation is too long for the model, even after trimming older messages. Please start a new thread."""
 

@@ -29,7 +29,39 @@ class ToolResultBlock:
     type: Literal["tool_result"] = "tool_result"
 
 
-ContentBlock = Union[TextBlock, ToolUseBlock, ToolResultBlock]
+@dataclass(frozen=True)
+class ImageBlock:
+    """An image shared with a turn. History keeps its content address (`sha256`), never its bytes or a Slack
+    URL; `data` is attached from the store when a request is built (None: the bytes are not at hand)."""
+
+    name: str
+    media_type: str  # image/png | image/jpeg | image/gif | image/webp
+    sha256: str
+    width: int
+    height: int
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    type: Literal["image"] = "image"
+
+    @property
+    def placeholder(self) -> str:
+        """What the model reads instead when the image cannot be sent (no vision, no room, bytes gone)."""
+        return f"[image: {self.name}]"
+
+
+@dataclass(frozen=True)
+class DocumentBlock:
+    """A document shared with a question, given whole for that turn: the PDF itself where the provider reads
+    PDFs (`data`), else its parsed `text`. Like an image, history keeps the content address only."""
+
+    name: str
+    media_type: str  # application/pdf, text/plain, …
+    sha256: str
+    text: str
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    type: Literal["document"] = "document"
+
+
+ContentBlock = Union[TextBlock, ToolUseBlock, ToolResultBlock, ImageBlock, DocumentBlock]
 
 
 @dataclass
@@ -47,6 +79,10 @@ class Message:
     def tool_uses(self) -> list[ToolUseBlock]:
         return [b for b in self.content if isinstance(b, ToolUseBlock)]
 
+    @property
+    def images(self) -> list[ImageBlock]:
+        return [b for b in self.content if isinstance(b, ImageBlock)]
+
     def to_json(self) -> dict[str, Any]:
         return {"role": self.role, "content": [block_to_json(b) for b in self.content]}
 
@@ -60,6 +96,12 @@ def block_to_json(block: ContentBlock) -> dict[str, Any]:
         return {"type": "text", "text": block.text}
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if isinstance(block, ImageBlock):
+        return {"type": "image", "name": block.name, "media_type": block.media_type, "sha256": block.sha256,
+                "width": block.width, "height": block.height}
+    if isinstance(block, DocumentBlock):
+        return {"type": "document", "name": block.name, "media_type": block.media_type, "sha256": block.sha256,
+                "text": block.text}
     return {
         "type": "tool_result",
         "tool_use_id": block.tool_use_id,
@@ -80,6 +122,12 @@ def block_from_json(data: dict[str, Any]) -> ContentBlock:
             content=data.get("content", ""),
             is_error=bool(data.get("is_error", False)),
         )
+    if kind == "image":
+        return ImageBlock(name=data["name"], media_type=data["media_type"], sha256=data["sha256"],
+                          width=int(data["width"]), height=int(data["height"]))
+    if kind == "document":
+        return DocumentBlock(name=data["name"], media_type=data["media_type"], sha256=data["sha256"],
+                             text=data.get("text", ""))
     raise ValueError(f"unknown content block type {kind!r}")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from typing import Any, AsyncIterator
 
@@ -20,6 +21,8 @@ from bot.errors import (
 )
 from bot.messages import (
     ContentBlock,
+    DocumentBlock,
+    ImageBlock,
     Message,
     MessageDone,
     ModelRequest,
@@ -53,7 +56,7 @@ def build_params(request: ModelRequest) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
-        "messages": [message.to_json() for message in request.messages],
+        "messages": [wire_message(message) for message in request.messages],
     }
     if request.system:
         params["system"] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
@@ -70,6 +73,31 @@ def build_params(request: ModelRequest) -> dict[str, Any]:
         if content:
             content[-1]["cache_control"] = EPHEMERAL
     return params
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """One history message as the Messages API takes it: images as base64 `image` blocks, a PDF as a
+    `document` block, other documents as plain-text documents; an image without its bytes as its placeholder."""
+    out = message.to_json()
+    out["content"] = [_wire_block(block, stored)
+                      for block, stored in zip(message.content, out["content"])]
+    return out
+
+
+def _wire_block(block: ContentBlock, stored: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(block, ImageBlock):
+        if block.data is None:
+            return {"type": "text", "text": block.placeholder}
+        return {"type": "image", "source": {"type": "base64", "media_type": block.media_type,
+                                            "data": base64.b64encode(block.data).decode("ascii")}}
+    if isinstance(block, DocumentBlock):
+        if block.media_type == "application/pdf" and block.data is not None:
+            source = {"type": "base64", "media_type": "application/pdf",
+                      "data": base64.b64encode(block.data).decode("ascii")}
+        else:
+            source = {"type": "text", "media_type": "text/plain", "data": block.text}
+        return {"type": "document", "source": source, "title": block.name}
+    return stored
 
 
 def usage_from_api(usage: Any) -> Usage:

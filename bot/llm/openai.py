@@ -13,6 +13,7 @@ import openai
 from bot.config import scrub
 from bot.errors import (
     ConfigError,
+    ImagesNotSupported,
     ModelError,
     ModelOverloaded,
     ModelRateLimited,
@@ -171,6 +172,8 @@ class OpenAIProvider:
             return ModelUnavailable(f"OpenAI server error {status}: {detail}", status_code=status), retry_after
         if status == 413 or code == "context_length_exceeded" or _says_context_too_long(detail):
             return PromptTooLong(detail, status_code=status), None
+        if status == 400 and says_no_images(detail):
+            return ImagesNotSupported(detail, status_code=status), None
         if status == 401:
             key_hint = "the server's key" if self.compatible else "OPENAI_API_KEY"
             return ModelRejected(f"the API key was rejected (401); check {key_hint}: {detail}", status_code=status), None
@@ -183,6 +186,14 @@ class OpenAIProvider:
 
 class _StreamCut(Exception):
     """The response ended without a finish_reason (connection dropped or server gave up)."""
+
+
+def says_no_images(detail: str) -> bool:
+    """A 400 that says the model takes no images: OpenAI's wording and the local servers' (llama.cpp, vLLM …)."""
+    lowered = detail.lower()
+    return "image" in lowered and any(phrase in lowered for phrase in (
+        "only supported by certain models", "not supported", "does not support", "not a multimodal",
+        "unsupported content", "mmproj"))
 
 
 def _says_context_too_long(detail: str) -> bool:

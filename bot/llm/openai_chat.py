@@ -1,12 +1,15 @@
 """The chat-completions wire format: our history as chat messages, and a streamed completion assembled back."""
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.messages import (
+    DocumentBlock,
+    ImageBlock,
     Message,
     MessageDone,
     StreamEvent,
@@ -47,9 +50,30 @@ def to_chat_messages(system: str, messages: list[Message]) -> list[dict[str, Any
                 content = f"Error: {block.content}" if block.is_error else block.content
                 chat.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": content})
         text = message.text
-        if text or not any(isinstance(b, ToolResultBlock) for b in message.content):
+        media = [b for b in message.content if isinstance(b, (ImageBlock, DocumentBlock))]
+        if media:
+            chat.append({"role": "user", "content": _user_parts(message)})
+        elif text or not any(isinstance(b, ToolResultBlock) for b in message.content):
             chat.append({"role": "user", "content": text})
     return chat
+
+
+def _user_parts(message: Message) -> list[dict[str, Any]]:
+    """A user message with images or documents: content parts, images as data URLs (OpenAI fetches nothing)."""
+    parts: list[dict[str, Any]] = []
+    for block in message.content:
+        if isinstance(block, TextBlock) and block.text:
+            parts.append({"type": "text", "text": block.text})
+        elif isinstance(block, ImageBlock):
+            if block.data is None:
+                parts.append({"type": "text", "text": block.placeholder})
+            else:
+                url = f"data:{block.media_type};base64,{base64.b64encode(block.data).decode('ascii')}"
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif isinstance(block, DocumentBlock):
+            # Chat completions reads no PDFs here: the parsed text stands in for the file.
+            parts.append({"type": "text", "text": f"<document name=\"{block.name}\">\n{block.text}\n</document>"})
+    return parts
 
 
 def _assistant_message(message: Message) -> dict[str, Any]:

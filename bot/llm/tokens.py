@@ -12,7 +12,8 @@ from typing import Iterable
 import tiktoken
 
 from bot.errors import ConfigError
-from bot.messages import Message, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
+from bot.llm.images import anthropic_image_tokens, openai_image_tokens
+from bot.messages import DocumentBlock, ImageBlock, Message, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
 
 # Framing the APIs add around each message and content block (role markers, block headers). The exact
 # numbers are not published; these are OpenAI's documented chat overhead and a small per-block extra.
@@ -121,7 +122,20 @@ def count_message_tokens(message: Message, *, model: str | None = None) -> int:
             total += count_text_tokens(_compact_json(block.input), model=model)
         elif isinstance(block, ToolResultBlock):
             total += count_text_tokens(block.content, model=model)
+        elif isinstance(block, ImageBlock):
+            total += image_tokens(block, model=model)
+        elif isinstance(block, DocumentBlock):
+            # A PDF costs its text plus page images on Claude; the text is the part we can count.
+            total += count_text_tokens(block.text, model=model)
     return total
+
+
+def image_tokens(block: ImageBlock, *, model: str | None = None) -> int:
+    """An image's input tokens: OpenAI's tile rule for OpenAI models, else Anthropic's width x height / 750
+    (also the estimate for local models, whose vision encoders vary)."""
+    if model and encoding_name_for(model) == "o200k_base":
+        return openai_image_tokens(block.width, block.height)
+    return anthropic_image_tokens(block.width, block.height)
 
 
 def count_tools_tokens(specs: Iterable[ToolSpec], *, model: str | None = None) -> int:
