@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     streaming: Literal["update", "native"] = Field("update", alias="THREADBOT_STREAMING")
     thread_followups: bool = Field(True, alias="THREADBOT_THREAD_FOLLOWUPS")
     max_file_mb: float = Field(20, alias="THREADBOT_MAX_FILE_MB", gt=0, le=1024)
+    max_images: int = Field(5, alias="THREADBOT_MAX_IMAGES", ge=0, le=100)
     user_rpm: int = Field(10, alias="THREADBOT_USER_RPM", ge=1)
     user_daily_usd: Decimal = Field(Decimal("5"), alias="THREADBOT_USER_DAILY_USD", ge=0)
     daily_usd: Decimal = Field(Decimal("100"), alias="THREADBOT_DAILY_USD", ge=0)

@@ -47,6 +47,10 @@ class ImageBlock:
         """What the model reads instead when the image cannot be sent (no vision, no room, bytes gone)."""
         return f"[image: {self.name}]"
 
+    def as_text(self) -> "TextBlock":
+        """The placeholder as a block of its own line (text blocks of a message are joined as they are)."""
+        return TextBlock(self.placeholder + "\n")
+
 
 @dataclass(frozen=True)
 class DocumentBlock:

@@ -20,7 +20,8 @@ Type a message and press Enter; the answer streams in. Commands:
   /knowledge list           documents in the knowledge base
   /knowledge search QUERY   what the document search finds
   /knowledge delete ID      remove a document
-  /upload PATH              add a file to the knowledge base (private to the console)
+  /upload PATH              add a file to the knowledge base (private to the console);
+                            an image goes to the model with your next message instead
   /help                     this text
   /exit                     quit (Ctrl-D does too; Ctrl-C stops an answer)"""
 

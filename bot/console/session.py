@@ -22,6 +22,7 @@ from bot.console.approval import ConsoleApproval
 from bot.conversation import GENERIC_FAILURE, Turn
 from bot.conversation.approvals import Approve
 from bot.errors import ThreadbotError, failure_for
+from bot.conversation.media import Attachment, is_image
 from bot.messages import Message, TextBlock
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Console:
     exit_requested: bool = False
     _last_ts: float = field(default=0.0, repr=False)
     _embedder: "Embedder | None" = field(default=None, repr=False)
+    # Images from /upload, sent with the next message (they never enter the knowledge base).
+    _images: list[Attachment] = field(default_factory=list, repr=False)
 
     @property
     def store(self):  # noqa: ANN201 - bot.store.Store
@@ -83,8 +86,9 @@ class Console:
                                           thread_ts=self.thread_ts, user_id=CONSOLE_USER)
 
     async def converse(self, text: str) -> None:
+        images, self._images = self._images, []
         turn = Turn(team_id=CONSOLE_TEAM, channel_id=CONSOLE_CHANNEL, thread_ts=self.thread_ts,
-                    user_id=CONSOLE_USER, text=text, ts=self._next_ts(), surface="console")
+                    user_id=CONSOLE_USER, text=text, ts=self._next_ts(), surface="console", attachments=images)
         reply = ConsoleReply(self.screen, self.runtime.registry)
         try:
             await self.runtime.conversations.handle(turn, reply, approve=self.approve)
@@ -143,6 +147,15 @@ class Console:
         path = Path(rest.strip("'\"")).expanduser()
         if not path.is_file():
             self.screen.failure(f"There is no file at {path}.")
+            return
+        if is_image(path.name, None):
+            limit_mb = self.runtime.settings.max_file_mb
+            if path.stat().st_size > limit_mb * 1024 * 1024:
+                self.screen.failure(f"{path.name} is larger than the {limit_mb:g} MB limit.")
+                return
+            self._images.append(Attachment(path.name, None, await asyncio.to_thread(path.read_bytes)))
+            self.screen.message(f"Attached {path.name}: it goes to the model with your next message.",
+                                markdown=False)
             return
         embedder = self.embedder()
         result = await ingest_path(

@@ -18,8 +18,10 @@ from bot.config import Settings
 from bot.conversation.agent import Agent, ReplySink
 from bot.conversation.approvals import Approve
 from bot.conversation.history import repair
+from bot.conversation.media import Attachment, document_blocks, image_blocks, with_image_data, without_images
 from bot.conversation.transcript import Counted, Transcript
-from bot.errors import Failure, Interrupted, LimitExceeded, failure_for
+from bot.errors import Failure, ImagesNotSupported, Interrupted, LimitExceeded, failure_for
+from bot.llm import catalog
 from bot.llm.base import Provider
 from bot.llm.tokens import count_message_tokens, count_text_tokens
 from bot.messages import Message, TextBlock
@@ -50,6 +52,19 @@ class Turn:
     viewing_channel_id: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     thread: ThreadSource | None = None  # a channel thread: what others wrote there joins the question
+    # Images shared with the message, already fetched by the surface; they go to the model, not the knowledge base.
+    attachments: list[Attachment] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # sentences from the surface, e.g. an image it couldn't fetch
+    # Documents shared with the question (already in the knowledge base), given whole for this turn if they fit.
+    documents: list[Attachment] = field(default_factory=list)
+
+
+NO_VISION = ImagesNotSupported.__doc__ or ""
+
+
+def _text_only(entries: list[Counted]) -> list[Counted]:
+    """Every image as its `[image: name]` text, recounted (a model that takes no images)."""
+    return [Counted(without_images(e.message), None) if e.message.images else e for e in entries]
 
 
 class Reply(ReplySink, Protocol):
@@ -81,8 +96,8 @@ class Conversations:
     async def handle(self, turn: Turn, reply: Reply, *, approve: Approve | None = None) -> None:
         """Answer one turn; `approve` is how this surface asks the user before a tool that acts runs."""
         text = turn.text.strip()
-        if not text:
-            await reply.say(EMPTY_MESSAGE_HELP)
+        if not text and not turn.attachments:
+            await reply.say(" ".join(turn.notices) or EMPTY_MESSAGE_HELP)
             return
         try:
             # On the loop thread like every other store call: one short transaction, and no contention
@@ -118,17 +133,32 @@ class Conversations:
             text, _ = await question_with_context(turn.thread, question=text, question_ts=turn.ts,
                                                   asker_id=turn.user_id,
                                                   budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
-        user_message = Message("user", [TextBlock(text)])
-        user_tokens = count_message_tokens(user_message)
-        await self.store.append_messages(conversation_id, [user_message], token_counts=[user_tokens],
-                                   user_id=turn.user_id, slack_ts=turn.ts)
-        entries = [Counted(m.message, m.token_count) for m in stored] + [Counted(user_message, user_tokens)]
+        images, notes = await image_blocks(turn.attachments, store=self.store, max_images=self.settings.max_images)
+        notes = [*turn.notices, *notes]
+        if not text and not images:  # only images, none readable: the sentences say why
+            await reply.finish(notice=" ".join(notes))
+            return
+        documents, document_notes = await document_blocks(turn.documents, model=self.model,
+                                                          max_tokens=self.settings.max_tokens)
+        notes += document_notes
+        stored_message = Message("user", [*images, *([TextBlock(text)] if text else [])])
+        await self.store.append_messages(conversation_id, [stored_message],
+                                         token_counts=[count_message_tokens(stored_message, model=self.model)],
+                                         user_id=turn.user_id, slack_ts=turn.ts)
+        # Whole documents go with this turn only; history keeps the question (the knowledge base keeps the file).
+        user_message = Message("user", [*documents, *stored_message.content])
+        user_tokens = count_message_tokens(user_message, model=self.model)
+        history = await with_image_data([m.message for m in stored], self.store)
+        entries = [Counted(m, row.token_count) for m, row in zip(history, stored)] + [Counted(user_message, user_tokens)]
         originals = [entry.message for entry in entries]
         repaired = repair(originals)
         if repaired != originals:  # rare (a crash or an old bug): the repaired messages are counted when needed
             entries = [Counted(m, None) for m in repaired]
-        transcript = Transcript(self.store, conversation_id, entries)
-
+        vision = catalog.capabilities(self.model).vision
+        if not vision and any(entry.message.images for entry in entries):
+            entries = _text_only(entries)
+            if images:
+                notes.append(NO_VISION)
         meter = Meter(self.store, self.provider, Attribution(
             team_id=turn.team_id, user_id=turn.user_id, channel_id=turn.channel_id,
             thread_ts=turn.thread_ts, surface=turn.surface))
@@ -138,7 +168,15 @@ class Conversations:
             viewing_channel_id=turn.viewing_channel_id,
         )
         try:
-            outcome = await self.agent.run(transcript, ctx=ctx, reply=reply, stream=meter.stream, approve=approve)
+            try:
+                outcome = await self.agent.run(Transcript(self.store, conversation_id, entries), ctx=ctx,
+                                               reply=reply, stream=meter.stream, approve=approve)
+            except ImagesNotSupported as exc:
+                # The catalog thought this model reads images; its 400 says otherwise. Answer the text.
+                log.info("model %s takes no images (%s); answering without them", self.model, exc)
+                notes.append(exc.user_message())
+                outcome = await self.agent.run(Transcript(self.store, conversation_id, _text_only(entries)),
+                                               ctx=ctx, reply=reply, stream=meter.stream, approve=approve)
         except asyncio.CancelledError:
             # Shutting down mid-answer: tell the user and close the turn rather than leave "Thinking…".
             await self._fail(conversation_id, reply, Interrupted())
@@ -146,7 +184,7 @@ class Conversations:
         except Exception as exc:
             await self._fail(conversation_id, reply, exc)
             return
-        await reply.finish(notice=outcome.notice)
+        await reply.finish(notice=" ".join([*notes, *([outcome.notice] if outcome.notice else [])]) or None)
 
     async def drain(self, timeout_s: float) -> None:
         """On shutdown: let answers in flight finish for up to `timeout_s`, then interrupt the rest."""

@@ -11,7 +11,7 @@ from typing import Protocol, Sequence
 from bot.errors import MessageTooLarge, PromptTooLong
 from bot.llm import catalog
 from bot.llm.tokens import count_message_tokens
-from bot.messages import Message, ToolResultBlock
+from bot.messages import ImageBlock, Message, ToolResultBlock
 
 SAFETY_MARGIN = 1024
 
@@ -79,6 +79,7 @@ def trim_history(
     budget = input_budget(model=model, max_tokens=max_tokens) - system_tokens - tools_tokens
     if budget <= 0:
         raise PromptTooLong(f"system prompt and tools alone exceed the budget for {model}")
+    messages = images_give_way(messages, budget)
 
     # Walk back from the newest message, stopping at the first turn that no longer fits: the cost is
     # proportional to what is kept, not to the length of the thread.
@@ -113,6 +114,30 @@ def trim_history(
                 break
     kept = [_message_and_count(messages[i])[0] for i in range(begin, len(messages))]
     return Trimmed(_alternate(kept), kept_tokens, begin)
+
+
+def images_give_way(messages: Sequence[CountedMessage | Message], budget: int) -> Sequence[CountedMessage | Message]:
+    """Older images become their `[image: name]` text, oldest first, until the thread fits — before any turn
+    is dropped. The newest turn keeps its images: the question is about them."""
+    if not any(_message_of(m).images for m in messages):
+        return messages
+    counted = [_message_and_count(m) for m in messages]
+    total = sum(count for _, count in counted)
+    newest = max((i for i, (m, _) in enumerate(counted) if m.role == "user" and _starts_turn(m)), default=0)
+    out: list[CountedMessage | Message] = list(messages)
+    for i, (message, count) in enumerate(counted[:newest]):
+        if total <= budget:
+            break
+        if message.images:
+            text_only = Message(message.role, [b.as_text() if isinstance(b, ImageBlock) else b
+                                               for b in message.content])
+            total -= count - count_message_tokens(text_only)
+            out[i] = text_only
+    return out
+
+
+def _message_of(item: CountedMessage | Message) -> Message:
+    return item if isinstance(item, Message) else item.message
 
 
 def _message_and_count(item: CountedMessage | Message) -> tuple[Message, int]:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.conversation.media import Attachment
 from bot.errors import failure_for
 from bot.slack.edit_budget import EditBudget
 from bot.slack.mrkdwn import escape_mrkdwn, failure_text
@@ -213,11 +214,13 @@ class UploadProgress:
 
 async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebClient, http: aiohttp.ClientSession,
                               store: Store, settings: Settings, user_id: str, channel_id: str,
-                              thread_ts: str, budget: EditBudget | None = None) -> list[IngestResult]:
+                              thread_ts: str, budget: EditBudget | None = None,
+                              keep: list[Attachment] | None = None) -> list[IngestResult]:
     """Add every file shared with a message to the knowledge base; each gets its own progress message
     and ends with either "Added …" or one clear sentence (with a reference id) saying why not.
 
     A DM upload is private to its uploader, a channel upload visible in that channel (invariant 7).
+    `keep` collects the bytes of each file added, for a question asked with them.
     """
     assert settings.slack_bot_token is not None
     token = settings.slack_bot_token.get_secret_value()
@@ -254,4 +257,26 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
             f"{result.chunks:,} chunk{'s' if result.chunks != 1 else ''} in {result.seconds:.1f} s. "
             f"Visible to {audience(result.scope)}.")
         results.append(result)
+        if keep is not None:
+            keep.append(Attachment(file.name, file.mimetype, data))
     return results
+
+
+async def fetch_images(*, files: list[dict[str, Any]], client: AsyncWebClient, http: aiohttp.ClientSession,
+                       settings: Settings) -> tuple[list[Attachment], list[str]]:
+    """Download the images shared with a message for the model (files.info, then the guarded download):
+    they never enter the knowledge base. Returns them and one sentence per image that could not be fetched."""
+    assert settings.slack_bot_token is not None
+    token = settings.slack_bot_token.get_secret_value()
+    images: list[Attachment] = []
+    notes: list[str] = []
+    for shared in files:
+        title = str(shared.get("name") or shared.get("title") or "image")
+        try:
+            file = await file_info(client, shared["id"])
+            images.append(Attachment(file.name, file.mimetype, await download(http, file, token=token,
+                                                                                settings=settings)))
+        except KnowledgeError as exc:  # DownloadFailed, FileTooLarge, UnsafeFileHost, WrongContent
+            log.warning("image %s not fetched: %s", shared.get("id"), type(exc).__name__)
+            notes.append(f"I couldn't fetch {title}: {exc.detail or exc.__doc__}")
+    return images, notes

@@ -63,6 +63,16 @@ class Store(Protocol):
         """Append messages atomically (a tool_use and its tool_result land together or not at all)."""
         ...
 
+    # --- blobs (bot/store/sqlite/blobs.py) ---------------------------------------------------
+
+    async def put_blob(self, sha256: str, media_type: str, data: bytes) -> None:
+        """Keep bytes under their content address (images shared with a turn); idempotent."""
+        ...
+
+    async def get_blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
+        """The bytes for each known sha256; unknown ones are left out."""
+        ...
+
     # --- usage and limits ---------------------------------------------------------------------
 
     async def record_usage(self, row: UsageRow) -> int: ...

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -16,9 +17,10 @@ from bot.slack.assistant_status import AssistantStatus
 from bot.slack.reply import SlackReply
 from bot.slack.stream_reply import NativeReply
 from bot.services import Runtime
+from bot.conversation.media import Attachment, is_image
 from bot.slack.thread_messages import is_followup
 from bot.slack.thread_sync import SlackThreadSource, ThreadSync
-from bot.slack.uploads import ingest_shared_files
+from bot.slack.uploads import fetch_images, ingest_shared_files
 from bot.slack.web_api import FAILURES, call, reason
 
 log = logging.getLogger(__name__)
@@ -82,16 +84,25 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
     if assistant:
         surface = "assistant"
         viewing_channel_id = await _viewing_channel(runtime, event, channel, thread_ts)
+    text = strip_mention(event.get("text") or "", bot_user_id)
+    # Images shared with a question go to the model with this turn, never to the knowledge base; a file
+    # shared with no question is handled as before (the knowledge base says which files it cannot read).
+    images = [f for f in event.get("files") or [] if text.strip() and is_image(str(f.get("name") or ""),
+                                                                               f.get("mimetype"))]
+    attachments, notices = (await fetch_images(files=images, client=client, http=runtime.http,
+                                               settings=runtime.settings)) if images else ([], [])
     turn = Turn(
         team_id=body.get("team_id") or event.get("team") or "",
         channel_id=channel,
         thread_ts=thread_ts,
         user_id=user,
-        text=strip_mention(event.get("text") or "", bot_user_id),
+        text=text,
         ts=ts,
         surface=surface,
         viewing_channel_id=viewing_channel_id,
-        files=list(event.get("files") or []),
+        files=[f for f in event.get("files") or [] if f not in images],
+        attachments=attachments,
+        notices=notices,
         thread=SlackThreadSource(sync, client, channel_id=channel, thread_ts=thread_ts, question_ts=ts,
                                  bot_user_id=bot_user_id or "", bot_id=bot_id)
         if sync is not None and not channel.startswith("D") else None,
@@ -99,11 +110,14 @@ async def _answer(runtime: Runtime, client: AsyncWebClient, body: dict[str, Any]
     if assistant and turn.text and await runtime.store.claim_assistant_title(channel, thread_ts):
         await _set_title(client, channel, thread_ts, turn.text)
     if turn.files:
-        # Shared files go into the knowledge base first, so a question asked with them can use them.
+        # Shared files go into the knowledge base first, so a question asked with them can use them; with a
+        # question they also go whole to the model for this turn, when they fit.
+        added: list[Attachment] = []
         await ingest_shared_files(files=turn.files, client=client, http=runtime.http, store=runtime.store,
                                   settings=runtime.settings, user_id=user, channel_id=channel, thread_ts=thread_ts,
-                                  budget=runtime.budget)
-        if not turn.text:
+                                  budget=runtime.budget, keep=added if turn.text.strip() else None)
+        turn = replace(turn, documents=added)
+        if not turn.text and not turn.attachments:
             return
     reply = build_reply(runtime, client, turn, assistant=assistant)
     approve = None

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.store.sqlite import assistant_threads, conversations, feedback, knowledge, requests, threads, usage
+from bot.store.sqlite import assistant_threads, blobs, conversations, feedback, knowledge, requests, threads, usage
 from bot.store.sqlite.assistant_threads import AssistantThreadsMixin
+from bot.store.sqlite.blobs import BlobsMixin
 from bot.store.sqlite.conversations import ConversationsMixin
 from bot.store.sqlite.db import migrate
 from bot.store.sqlite.events import EventsMixin
@@ -23,11 +24,12 @@ MIGRATIONS = [
     *feedback.MIGRATIONS,
     *assistant_threads.MIGRATIONS,
     *threads.MIGRATIONS,
+    *blobs.MIGRATIONS,
 ]
 
 
 class SqliteStore(EventsMixin, ConversationsMixin, UsageMixin, RequestsMixin, FeedbackMixin, AssistantThreadsMixin,
-                  ThreadsMixin, KnowledgeReads):
+                  ThreadsMixin, BlobsMixin, KnowledgeReads):
     """bot.store.Store on one SQLite file. The coroutines run their SQL synchronously: each is a short
     transaction, cheaper than a hop to a thread; long whole-scope reads go to a thread themselves."""
 
