@@ -42,24 +42,22 @@ s AS (
 ),
 p AS MATERIALIZED (
     SELECT p.scope, p.term, p.chunk_id, p.doc_len,
-           p.tf_title * %(w_title)s + p.tf_section * %(w_section)s + p.tf_text * %(w_text)s AS f
+           p.tf_title * %(w_title)s::float8 + p.tf_section * %(w_section)s::float8 + p.tf_text * %(w_text)s::float8 AS f
     FROM knowledge_postings p JOIN q ON q.term = p.term
     WHERE p.scope = ANY(%(scopes)s)
       AND p.document_id NOT IN (
           SELECT id FROM knowledge_documents WHERE status <> 'ready' AND scope = ANY(%(scopes)s))
 ),
-df AS (SELECT scope, term, count(*)::float8 AS n FROM p GROUP BY scope, term),
-idf AS (
-    SELECT df.scope, df.term,
-           greatest(ln((s.n - df.n + 0.5) / (df.n + 0.5)), 1e-6) AS idf
-    FROM df JOIN s ON s.scope = df.scope
+-- One weight per (scope, term): idf times the term's count in the query, with the scope's avgdl.
+w AS MATERIALIZED (
+    SELECT df.scope, df.term, q.times * greatest(ln((s.n - df.n + 0.5) / (df.n + 0.5)), 1e-6) AS weight,
+           s.avgdl
+    FROM (SELECT scope, term, count(*)::float8 AS n FROM p GROUP BY scope, term) AS df
+    JOIN q ON q.term = df.term JOIN s ON s.scope = df.scope
 )
 SELECT p.chunk_id,
-       sum(q.times * idf.idf * (p.f * {K1 + 1.0}) / (p.f + {K1} * (1.0 - {B} + {B} * p.doc_len / s.avgdl))) AS score
-FROM p
-JOIN q ON q.term = p.term
-JOIN idf ON idf.scope = p.scope AND idf.term = p.term
-JOIN s ON s.scope = p.scope
+       sum(w.weight * (p.f * {K1 + 1.0}::float8) / (p.f + {K1}::float8 * ({1.0 - B}::float8 + {B}::float8 * p.doc_len / w.avgdl))) AS score
+FROM p JOIN w ON w.scope = p.scope AND w.term = p.term
 GROUP BY p.chunk_id
 ORDER BY score DESC, p.chunk_id
 LIMIT %(limit)s

@@ -167,7 +167,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             tf_section smallint NOT NULL,
             tf_text smallint NOT NULL,
             doc_len integer NOT NULL,
-            PRIMARY KEY (scope, term, chunk_id)
+            -- INCLUDE: the BM25 query reads postings from the index alone (an index-only scan).
+            PRIMARY KEY (scope, term, chunk_id) INCLUDE (document_id, tf_title, tf_section, tf_text, doc_len)
         );
         CREATE INDEX knowledge_postings_by_document ON knowledge_postings(document_id);
         -- The BM25 statistics of each scope's ready documents: row count and total length.
