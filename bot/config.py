@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     max_tokens: int = Field(4096, alias="THREADBOT_MAX_TOKENS", ge=1, le=128_000)
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, alias="THREADBOT_SYSTEM_PROMPT")
     db_path: Path = Field(Path("./threadbot.db"), alias="THREADBOT_DB")
+    # postgresql://…: PostgreSQL + pgvector instead of SQLite (a secret: it carries the password).
+    database_url: SecretStr | None = Field(None, alias="THREADBOT_DATABASE_URL")
     embedder: Literal["local", "openai"] = Field("local", alias="THREADBOT_EMBEDDER")
     admins: Annotated[frozenset[str], NoDecode] = Field(frozenset(), alias="THREADBOT_ADMINS")
     max_tool_rounds: int = Field(8, alias="THREADBOT_MAX_TOOL_ROUNDS", ge=1, le=100)

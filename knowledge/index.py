@@ -125,6 +125,8 @@ class ScopeIndex:
 
     async def _matrix(self, model: str, dim: int, scope: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The scope's vectors as an in-memory matrix when the scope is large, else None (ask the store)."""
+        if self.store.vector_index:  # the database's own ANN index serves every scope size
+            return None
         key = (model, dim, scope)
         version = await self.store.knowledge_scope_version(scope)
         cached = self.matrices.get(key)

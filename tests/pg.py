@@ -149,3 +149,29 @@ def pg_url(pg_server: PgServer):
         yield url
     finally:
         pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """The same store tests on both backends, so they cannot drift: a SqliteStore file, and a
+    PostgresStore on a fresh database of the session's server."""
+    if request.param == "sqlite":
+        from bot.store.sqlite import SqliteStore
+
+        store = SqliteStore(tmp_path / "store.db")
+    else:
+        from bot.store.postgres import PostgresStore
+
+        store = await PostgresStore.open(request.getfixturevalue("pg_url"))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def sqlite_only(store: object) -> None:
+    """Skip on PostgreSQL a test about SQLite's own machinery (FTS5, vec0, WAL, in-memory caches)."""
+    from bot.store.sqlite import SqliteStore
+
+    if not isinstance(store, SqliteStore):
+        pytest.skip("tests SQLite's own machinery; PostgreSQL's counterpart is tested in tests/store/")

@@ -44,6 +44,8 @@ def feedback_votes(store: SqliteStore, *, channel_id: str, message_ts: str) -> l
 
 def knowledge_count_rows(store: SqliteStore, document_id: int) -> dict[str, int]:
     """How many rows each index holds for a document."""
+    if not isinstance(store, SqliteStore):
+        return _pg_counts(store, document_id)
     ids = [r[0] for r in store.rows("SELECT id FROM knowledge_chunks WHERE document_id = ?", (document_id,))]
     counts = {"documents": store.row("SELECT count(*) FROM knowledge_documents WHERE id = ?", (document_id,))[0],
               "chunks": len(ids), "fts": 0, "vectors": 0}
@@ -57,9 +59,30 @@ def knowledge_count_rows(store: SqliteStore, document_id: int) -> dict[str, int]
 
 def knowledge_total_rows(store: SqliteStore) -> dict[str, int]:
     """Row counts across the whole knowledge base (nothing half-stored)."""
+    if not isinstance(store, SqliteStore):
+        return _pg_counts(store, None)
     counts = {"documents": store.row("SELECT count(*) FROM knowledge_documents")[0],
               "chunks": store.row("SELECT count(*) FROM knowledge_chunks")[0],
               "fts": store.row("SELECT count(*) FROM knowledge_fts")[0], "vectors": 0}
     for (table,) in store.rows("SELECT table_name FROM knowledge_spaces"):
         counts["vectors"] += store.row(f"SELECT count(*) FROM {table}")[0]
+    return counts
+
+
+def _pg_counts(store, document_id: int | None) -> dict[str, int]:
+    """The same counts on a PostgresStore, on a connection of their own; "fts" are the chunks the
+    lexical index (the postings) holds."""
+    import psycopg
+
+    where, args = ("WHERE document_id = %s", (document_id,)) if document_id is not None else ("", ())
+    with psycopg.connect(store.url) as conn:
+        doc_where = "WHERE id = %s" if document_id is not None else ""
+        counts = {
+            "documents": conn.execute(f"SELECT count(*) FROM knowledge_documents {doc_where}", args).fetchone()[0],
+            "chunks": conn.execute(f"SELECT count(*) FROM knowledge_chunks {where}", args).fetchone()[0],
+            "fts": conn.execute(f"SELECT count(DISTINCT chunk_id) FROM knowledge_postings {where}", args).fetchone()[0],
+            "vectors": 0,
+        }
+        for (table,) in conn.execute("SELECT table_name FROM knowledge_spaces").fetchall():
+            counts["vectors"] += conn.execute(f"SELECT count(*) FROM {table} {where}", args).fetchone()[0]
     return counts

@@ -26,8 +26,12 @@ __all__ = ["Admission", "AssistantThread", "KnowledgeDocument", "NewChunk", "New
 
 
 async def open_store(settings: "Settings") -> Store:
-    """The configured backend, migrated and ready. A second backend plugs in here, chosen by its
-    setting (THREADBOT_DATABASE_URL); until then every process uses SQLite at THREADBOT_DB."""
+    """The configured backend, migrated and ready: PostgreSQL when THREADBOT_DATABASE_URL is set (its
+    packages imported only then), else SQLite at THREADBOT_DB."""
+    if settings.database_url is not None:
+        from bot.store.postgres import PostgresStore
+
+        return await PostgresStore.open(settings.database_url.get_secret_value())
     from bot.store.sqlite import SqliteStore
 
     return SqliteStore(settings.db_path)

@@ -36,6 +36,9 @@ class Store(Protocol):
 
     # The deepest vector KNN knowledge_knn answers; deeper candidate lists come from knowledge/index.py.
     knn_max_k: int
+    # True when knowledge_knn answers any scope size from an index in the database (pgvector HNSW):
+    # knowledge/index.py then never loads a scope's vectors into memory.
+    vector_index: bool
 
     async def close(self) -> None: ...
 

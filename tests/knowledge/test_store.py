@@ -34,6 +34,7 @@ from knowledge.index import index_for
 from knowledge.ingest import EMBED_BATCH, Progress, ingest_bytes, ingest_path, reembed, store_document
 from knowledge.scopes import scopes_for
 from knowledge.search import fts_query, search
+from tests.pg import sqlite_only
 from tests.knowledge_files import make_docx_bomb, make_encrypted_pdf, make_pdf
 from tests.store_rows import knowledge_count_rows, knowledge_total_rows
 
@@ -58,10 +59,9 @@ class HashEmbedder:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Store:
-    s = SqliteStore(tmp_path / "kb.db")
-    yield s
-    await s.close()
+def store(any_store: Store) -> Store:
+    """Both backends (tests/pg.py): the knowledge pipeline must behave the same on each."""
+    return any_store
 
 
 async def add(store: Store, embedder, text: str, *, scope: str, filename: str = "doc.txt", **kwargs):
@@ -205,6 +205,7 @@ async def test_bm25_index_keeps_scopes_apart_and_sees_changes(store: Store, monk
 async def test_bm25_search_during_a_build_uses_fts5_and_memory_stores_build_in_place(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sqlite_only(store)
     e = HashEmbedder()
     _force_bm25_index(store, monkeypatch, 5)
     for i in range(8):
@@ -565,6 +566,7 @@ async def test_crashed_write_is_swept_at_next_open(tmp_path: Path, caplog: pytes
 
 
 async def test_open_during_a_live_write_does_not_sweep_it(store: Store, whole_batches: None) -> None:
+    sqlite_only(store)
     e = HashEmbedder()
     swept: list[int] = []
 

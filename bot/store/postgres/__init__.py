@@ -2,3 +2,30 @@
 
 Imported only when THREADBOT_DATABASE_URL is set, so the SQLite path needs no PostgreSQL packages.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.store.postgres.connect import open_pool
+from bot.store.postgres.conversations import ConversationsMixin
+from bot.store.postgres.knowledge_reads import KnowledgeReads
+from bot.store.postgres.usage import UsageMixin
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+
+class PostgresStore(ConversationsMixin, UsageMixin, KnowledgeReads):
+    """bot.store.Store on a PostgreSQL connection pool; every call awaits the driver."""
+
+    def __init__(self, pool: "AsyncConnectionPool", url: str):
+        self.pool = pool
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, *, max_size: int = 20) -> "PostgresStore":
+        """Connect, migrate (once across replicas) and return the store; ConfigError names the setting."""
+        return cls(await open_pool(url, max_size=max_size), url)
+
+    async def close(self) -> None:
+        await self.pool.close()

@@ -171,11 +171,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (scope, term, chunk_id) INCLUDE (document_id, tf_title, tf_section, tf_text, doc_len)
         );
         CREATE INDEX knowledge_postings_by_document ON knowledge_postings(document_id);
-        -- The BM25 statistics of each scope's ready documents: row count and total length.
+        -- The BM25 statistics of each scope's ready documents (row count, total length), and a
+        -- version that moves with every change to its searchable rows (replicas' caches key on it).
         CREATE TABLE knowledge_scope_stats (
             scope text PRIMARY KEY,
             chunks bigint NOT NULL DEFAULT 0,
-            total_len bigint NOT NULL DEFAULT 0
+            total_len bigint NOT NULL DEFAULT 0,
+            version bigint NOT NULL DEFAULT 0
         );
         CREATE TABLE knowledge_spaces (
             model text NOT NULL,

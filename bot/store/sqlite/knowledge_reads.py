@@ -31,6 +31,7 @@ _DOC_COLUMNS = (
 
 class KnowledgeReads(KnowledgeWrites):
     knn_max_k: int = VEC0_MAX_K
+    vector_index: bool = False
 
     async def knowledge_document(self, document_id: int) -> KnowledgeDocument | None:
         """A ready document (None while it is still being written, or gone)."""
