@@ -114,7 +114,7 @@ class Conversations:
         key = (turn.channel_id, turn.thread_ts)
         self._waiting[key] += 1
         try:
-            async with self._locks[key]:
+            async with self._locks[key], self.store.thread_turn(turn.channel_id, turn.thread_ts, turn.ts):
                 await self._answer(turn, text, reply, approve)
         finally:
             self._active.discard(task)  # type: ignore[arg-type]

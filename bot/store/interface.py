@@ -7,7 +7,7 @@ from the event loop (architecture invariant: all store calls on the event-loop t
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Protocol, Sequence
+from typing import AsyncContextManager, Protocol, Sequence
 
 import numpy as np
 
@@ -41,6 +41,12 @@ class Store(Protocol):
     vector_index: bool
 
     async def close(self) -> None: ...
+
+    def thread_turn(self, channel_id: str, thread_ts: str, ts: str) -> AsyncContextManager[None]:
+        """Held while the turn for message `ts` of a thread runs: turns of one thread run one at a
+        time, in message order, across every process sharing the database (SQLite: one process,
+        whose own per-thread lock already orders them)."""
+        ...
 
     # --- events (bot/store/sqlite/events.py) --------------------------------------------------
 

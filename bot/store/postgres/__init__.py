@@ -4,11 +4,12 @@ Imported only when THREADBOT_DATABASE_URL is set, so the SQLite path needs no Po
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AsyncContextManager
 
 from bot.store.postgres.connect import open_pool
 from bot.store.postgres.conversations import ConversationsMixin
 from bot.store.postgres.knowledge_reads import KnowledgeReads
+from bot.store.postgres.thread_order import ThreadOrder
 from bot.store.postgres.usage import UsageMixin
 
 if TYPE_CHECKING:
@@ -21,6 +22,10 @@ class PostgresStore(ConversationsMixin, UsageMixin, KnowledgeReads):
     def __init__(self, pool: "AsyncConnectionPool", url: str):
         self.pool = pool
         self.url = url
+        self._order = ThreadOrder(pool, url)
+
+    def thread_turn(self, channel_id: str, thread_ts: str, ts: str) -> AsyncContextManager[None]:
+        return self._order.turn(channel_id, thread_ts, ts)
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 20) -> "PostgresStore":
@@ -28,4 +33,5 @@ class PostgresStore(ConversationsMixin, UsageMixin, KnowledgeReads):
         return cls(await open_pool(url, max_size=max_size), url)
 
     async def close(self) -> None:
+        await self._order.close()
         await self.pool.close()

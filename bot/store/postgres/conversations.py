@@ -23,15 +23,18 @@ class ConversationsMixin:
     async def claim_event(self, *keys: str) -> bool:
         """Record these event keys; False if any was seen before (a retry or redelivery), also by
         another replica: a concurrent insert of the same key waits for the first to commit."""
+        from psycopg import Rollback
+
         unique = sorted(set(keys))  # one lock order for every replica
+        claimed = False
         async with self.pool.connection() as conn, conn.transaction() as tx:
             cur = await conn.execute(
                 "INSERT INTO events(event_key, received_at) SELECT k, %s FROM unnest(%s::text[]) AS k"
                 " ON CONFLICT (event_key) DO NOTHING RETURNING event_key", (time.time(), unique))
-            if len(await cur.fetchall()) < len(unique):
-                await tx.rollback()  # another claim holds one of the keys: keep none of them
-                return False
-        return True
+            claimed = len(await cur.fetchall()) == len(unique)
+            if not claimed:
+                raise Rollback(tx)  # another claim holds one of the keys: keep none of them
+        return claimed
 
     async def prune_events(self, older_than_s: float = 7 * 86400) -> int:
         async with self.pool.connection() as conn:

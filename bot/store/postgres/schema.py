@@ -187,4 +187,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "005_replicas",
+        """
+        -- Turns waiting to run, per thread (bot/store/postgres/thread_order.py): the oldest live one
+        -- runs next; a row stays alive while its replica renews it.
+        CREATE TABLE thread_waiters (
+            channel_id text NOT NULL,
+            thread_ts text NOT NULL,
+            ts numeric NOT NULL,
+            replica text NOT NULL,
+            alive_until double precision NOT NULL,
+            PRIMARY KEY (channel_id, thread_ts, ts)
+        );
+        """,
+    ),
 ]

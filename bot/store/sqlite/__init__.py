@@ -1,7 +1,9 @@
 """The SQLite backend: one file in WAL mode, each call a short transaction on the event-loop thread."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 from bot.store.sqlite import assistant_threads, blobs, conversations, feedback, knowledge, requests, threads, usage
 from bot.store.sqlite.assistant_threads import AssistantThreadsMixin
@@ -37,6 +39,11 @@ class SqliteStore(EventsMixin, ConversationsMixin, UsageMixin, RequestsMixin, Fe
         super().__init__(path)
         with self.lock:
             migrate(self.db, MIGRATIONS)
+
+    @asynccontextmanager
+    async def thread_turn(self, channel_id: str, thread_ts: str, ts: str) -> AsyncIterator[None]:
+        """One process owns the file: the conversation core's per-thread lock orders its turns."""
+        yield
 
     async def close(self) -> None:
         with self.lock:
