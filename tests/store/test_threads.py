@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store import ThreadMessage
-from bot.store.sqlite import SqliteStore
+from bot.store import Store, ThreadMessage
 
 CH, T = "C0GENERAL", "1700000000.000100"
 
@@ -14,10 +13,9 @@ def m(i: int, text: str = "", user: str = "U0ALICE", **kw) -> ThreadMessage:
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "t.db")
-    yield s
-    await s.close()
+def store(any_store):
+    """Both backends (tests/pg.py)."""
+    return any_store
 
 
 async def test_only_threads_the_bot_is_part_of_are_recorded(store: Store) -> None:

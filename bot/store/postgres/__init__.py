@@ -10,13 +10,14 @@ from bot.store.postgres.connect import open_pool
 from bot.store.postgres.conversations import ConversationsMixin
 from bot.store.postgres.knowledge_reads import KnowledgeReads
 from bot.store.postgres.thread_order import ThreadOrder
+from bot.store.postgres.threads import ThreadsMixin
 from bot.store.postgres.usage import UsageMixin
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 
-class PostgresStore(ConversationsMixin, UsageMixin, KnowledgeReads):
+class PostgresStore(ConversationsMixin, UsageMixin, ThreadsMixin, KnowledgeReads):
     """bot.store.Store on a PostgreSQL connection pool; every call awaits the driver."""
 
     def __init__(self, pool: "AsyncConnectionPool", url: str):

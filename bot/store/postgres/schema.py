@@ -202,4 +202,32 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "006_slack_threads",
+        """
+        -- Channel threads the bot is part of (bot/store/postgres/threads.py). Slack ts values compare
+        -- as text (fixed width); COLLATE "C" makes that a byte comparison whatever the database locale.
+        CREATE TABLE slack_threads (
+            channel_id text NOT NULL,
+            thread_ts text COLLATE "C" NOT NULL,
+            synced_ts text COLLATE "C",
+            seen_ts text COLLATE "C",
+            answered boolean NOT NULL DEFAULT false,
+            updated_at double precision NOT NULL,
+            PRIMARY KEY (channel_id, thread_ts)
+        );
+        CREATE TABLE slack_thread_messages (
+            channel_id text NOT NULL,
+            ts text COLLATE "C" NOT NULL,
+            thread_ts text COLLATE "C" NOT NULL,
+            user_id text NOT NULL,
+            bot_id text,
+            text text NOT NULL,
+            file_names jsonb NOT NULL DEFAULT '[]',
+            shown boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (channel_id, ts)
+        );
+        CREATE INDEX slack_thread_messages_by_thread ON slack_thread_messages(channel_id, thread_ts, ts);
+        """,
+    ),
 ]
