@@ -190,3 +190,17 @@ async def test_a_dead_replicas_thread_lock_and_waiters_do_not_block(any_store):
         pass
     assert time.monotonic() - started < 5
     holder.cancel()
+
+
+async def test_blobs_are_kept_once_under_their_address_for_every_replica(any_store):
+    import hashlib
+
+    other = await second(any_store)
+    try:
+        data = bytes(range(256)) * 4  # every byte value, NUL included
+        sha = hashlib.sha256(data).hexdigest()
+        await asyncio.gather(any_store.put_blob(sha, "image/png", data), other.put_blob(sha, "image/png", data))
+        assert await other.get_blobs([sha, "0" * 64]) == {sha: data}
+        assert await any_store.get_blobs([]) == {}
+    finally:
+        await other.close()

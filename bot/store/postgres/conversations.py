@@ -1,9 +1,9 @@
-"""PostgreSQL store methods for event claims, threads and their history, feedback and assistant threads."""
+"""PostgreSQL store methods for event claims, threads and their history, blobs, feedback and assistant threads."""
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from bot.messages import Message
 from bot.store.records import AssistantThread, StoredMessage, Vote
@@ -89,6 +89,23 @@ class ConversationsMixin:
                 (conversation_id, user_id, slack_ts, time.time(), [m.role for m in messages],
                  [json.dumps(m.to_json()["content"]) for m in messages], list(counts)))
             return sorted(r[0] for r in await cur.fetchall())
+
+    # --- blobs --------------------------------------------------------------------------------
+
+    async def put_blob(self, sha256: str, media_type: str, data: bytes) -> None:
+        """Keep `data` under its sha256; the same bytes shared twice (on any replica) are stored once."""
+        async with self.pool.connection() as conn:
+            await conn.execute("INSERT INTO blobs(sha256, media_type, data, created_at) VALUES (%s, %s, %s, %s)"
+                               " ON CONFLICT (sha256) DO NOTHING", (sha256, media_type, data, time.time()))
+
+    async def get_blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
+        """The stored bytes for each known sha256 (unknown ones are left out)."""
+        if not sha256s:
+            return {}
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("SELECT sha256, data FROM blobs WHERE sha256 = ANY(%s)",
+                                             (list(sha256s),))).fetchall()
+        return {sha: bytes(data) for sha, data in rows}
 
     # --- feedback ------------------------------------------------------------------------------
 

@@ -230,4 +230,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX slack_thread_messages_by_thread ON slack_thread_messages(channel_id, thread_ts, ts);
         """,
     ),
+    (
+        "007_blobs",
+        """
+        -- Content-addressed bytes (images shared with a turn), kept under their sha256.
+        CREATE TABLE blobs (
+            sha256 text PRIMARY KEY,
+            media_type text NOT NULL,
+            data bytea NOT NULL,
+            created_at double precision NOT NULL
+        );
+        """,
+    ),
 ]
