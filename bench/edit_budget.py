@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import load_settings  # noqa: E402
 from bot.conversation import Turn  # noqa: E402
-from bot.slack.edit_budget import EditBudget  # noqa: E402
-from bot.slack.listeners.events import build_reply  # noqa: E402
+from bot.slack.answer import build_reply  # noqa: E402
+from bot.slack.edit_budget import EditBudget, EditBudgets  # noqa: E402
 from bot.slack.mrkdwn import to_mrkdwn  # noqa: E402
 from bot.slack.reply import SlackReply  # noqa: E402
-from bot.services import Runtime  # noqa: E402
+from bot.services import Services  # noqa: E402
 from bot.slack.split import split_message  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 from tests.fakes import slack as fs  # noqa: E402
@@ -69,8 +69,9 @@ async def run(mode: str, answers: int, tmp: Path) -> dict[str, float]:
         ANTHROPIC_API_KEY="sk-ant-fake-test-key", ANTHROPIC_BASE_URL=model.base_url,
         THREADBOT_DB=str(tmp / f"{mode}.db"), THREADBOT_USER_RPM="100000", THREADBOT_MAX_TOKENS="4096",
     )
-    runtime = await Runtime.create(settings)
-    client = AsyncWebClient(token=fs.BOT_TOKEN, base_url=slack.api_url, session=runtime.http)
+    services = await Services.create(settings)
+    budgets = EditBudgets()
+    client = AsyncWebClient(token=fs.BOT_TOKEN, base_url=slack.api_url, session=services.http)
     threads = [slack.add_message(fs.CHANNEL_ID, f"question {n}", user=f"U{n:05d}") for n in range(answers)]
     replies: list[SlackReply] = []
     started = time.monotonic()
@@ -79,12 +80,12 @@ async def run(mode: str, answers: int, tmp: Path) -> dict[str, float]:
     async def one(n: int) -> None:
         turn = Turn(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=threads[n], user_id=f"U{n:05d}",
                     text=f"please answer question {n}", ts=threads[n], surface="mention")
-        reply = build_reply(runtime, client, turn, assistant=False)
+        reply = build_reply(services, budgets, client, turn)
         assert isinstance(reply, SlackReply)
         if mode == "separate":
             reply.budget = EditBudget(per_minute=1e9, burst=10**9)
         replies.append(reply)
-        await runtime.conversations.handle(turn, reply)
+        await services.conversations.handle(turn, reply)
         landed.append(time.monotonic() - started)
 
     try:
@@ -92,7 +93,7 @@ async def run(mode: str, answers: int, tmp: Path) -> dict[str, float]:
     finally:
         slack.stop_thread()
         model.stop_in_thread()
-        await runtime.aclose()
+        await services.aclose()
 
     complete = stuck = 0
     edits: list[int] = []

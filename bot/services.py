@@ -1,4 +1,4 @@
-"""Runtime: the long-lived objects one bot process shares (settings, store, model, tools, HTTP)."""
+"""Services: the long-lived parts one bot process shares, whatever its surface (settings, store, model, tools, HTTP)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,6 @@ import aiohttp
 
 from bot.config import Settings
 from bot.conversation import Conversations
-from bot.slack.edit_budget import EditBudget
 from bot.llm import provider_for
 from bot.llm.base import Provider
 from bot.llm.catalog import configure as configure_catalog
@@ -24,23 +23,20 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Runtime:
+class Services:
     settings: Settings
     store: Store
     provider: Provider
     model: str
     registry: Registry
     http: aiohttp.ClientSession
-    budget: EditBudget
     conversations: Conversations
-    # chat.appendStream (THREADBOT_STREAMING=native) has its own workspace rate: Tier 4.
-    stream_budget: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100, burst=20))
     reembedding: "asyncio.Task[int] | None" = None
     mcp: MCPManager | None = None
     _stop_reembedding: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    async def create(cls, settings: Settings) -> "Runtime":
+    async def create(cls, settings: Settings) -> "Services":
         provider, model = provider_for(settings)
         configure_catalog(settings.pricing_file)
         store = await open_store(settings)
@@ -51,11 +47,10 @@ class Runtime:
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         conversations = Conversations(settings=settings, store=store, provider=provider, model=model,
                                       registry=registry, http=http)
-        runtime = cls(settings=settings, store=store, provider=provider, model=model, registry=registry,
-                      http=http, budget=EditBudget(per_minute=50, burst=20, reserve_for_finals=10),
-                      conversations=conversations, mcp=mcp)
-        await runtime.start_reembedding()
-        return runtime
+        services = cls(settings=settings, store=store, provider=provider, model=model, registry=registry,
+                       http=http, conversations=conversations, mcp=mcp)
+        await services.start_reembedding()
+        return services
 
     async def start_reembedding(self) -> None:
         """After THREADBOT_EMBEDDER changes, move every document to the new model in the background:

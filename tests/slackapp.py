@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.slack.app import build_app
 from bot.config import load_settings
-from bot.services import Runtime
+from bot.services import Services
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack, HttpResult
@@ -20,7 +20,7 @@ from tests.fakes.slack import FakeSlack, HttpResult
 class Bot:
     slack: FakeSlack
     model: FakeAnthropic
-    runtime: Runtime
+    runtime: Services
     events_url: str
 
     async def deliver(self, payload: dict[str, Any]) -> HttpResult:
@@ -61,14 +61,14 @@ class Bot:
 
 @asynccontextmanager
 async def running_bot(tmp_path: Path, **env: str) -> AsyncIterator[Bot]:
-    """Settings from keyword arguments only (SLACK_API_URL etc. point at the fakes), a Runtime and the app."""
+    """Settings from keyword arguments only (SLACK_API_URL etc. point at the fakes), the Services and the app."""
     async with FakeSlack() as slack, FakeAnthropic() as model:
         settings = load_settings(**{
             "SLACK_BOT_TOKEN": fs.BOT_TOKEN, "SLACK_SIGNING_SECRET": fs.SIGNING_SECRET,
             "SLACK_API_URL": slack.api_url, "ANTHROPIC_API_KEY": "sk-ant-fake-test-key",
             "ANTHROPIC_BASE_URL": model.base_url, "THREADBOT_DB": str(tmp_path / "bot.db"),
             "THREADBOT_USER_RPM": "1000", **env})
-        runtime = await Runtime.create(settings)
+        runtime = await Services.create(settings)
         runner = web.AppRunner(build_app(runtime).web_app(path="/slack/events"), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

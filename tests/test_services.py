@@ -1,8 +1,8 @@
-"""Runtime start-up: documents embedded by another model are moved to the configured one."""
+"""Services start-up: documents embedded by another model are moved to the configured one."""
 from __future__ import annotations
 
 from bot.config import load_settings
-from bot.services import Runtime
+from bot.services import Services
 from bot.store.sqlite import SqliteStore
 from knowledge.embed import LocalEmbedder
 from knowledge.ingest import ingest_bytes
@@ -18,7 +18,7 @@ async def test_start_up_re_embeds_documents_from_another_embedder(tmp_path):
     await store.close()
 
     settings = load_settings(THREADBOT_DB=str(db), ANTHROPIC_API_KEY="sk-ant-test")
-    runtime = await Runtime.create(settings)
+    runtime = await Services.create(settings)
     try:
         assert runtime.reembedding is not None
         assert await runtime.reembedding == 1
@@ -31,7 +31,7 @@ async def test_start_up_re_embeds_documents_from_another_embedder(tmp_path):
 
 
 async def test_nothing_to_re_embed_starts_no_work(tmp_path):
-    runtime = await Runtime.create(load_settings(THREADBOT_DB=str(tmp_path / "e.db"), ANTHROPIC_API_KEY="k"))
+    runtime = await Services.create(load_settings(THREADBOT_DB=str(tmp_path / "e.db"), ANTHROPIC_API_KEY="k"))
     try:
         assert runtime.reembedding is None
     finally:

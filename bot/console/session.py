@@ -26,7 +26,7 @@ from bot.conversation.media import Attachment, is_image
 from bot.messages import Message, TextBlock
 
 if TYPE_CHECKING:
-    from bot.services import Runtime
+    from bot.services import Services
     from knowledge.embed import Embedder
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ _COMMAND = re.compile(r"^/([a-z]+)(?:\s+(.*))?$", re.DOTALL)
 class Console:
     """Turns console input lines into conversation turns and console commands."""
 
-    runtime: "Runtime"
+    runtime: "Services"
     screen: Screen
     thread_ts: str
     embedder_factory: Callable[[Settings], "Embedder"] | None = None
@@ -186,7 +186,7 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
                 stdin: IO[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """The console's read–answer loop. Ctrl-D, /exit or Ctrl-C at the prompt end it with status 0;
     Ctrl-C during an answer stops that answer and returns to the prompt."""
-    from bot.services import Runtime
+    from bot.services import Services
 
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     for stream in (stdout, stderr):
@@ -199,7 +199,7 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
     with asyncio.Runner() as runner:
         if interactive:
             forward_sigint_to_main_thread()
-        runtime = runner.run(Runtime.create(settings))
+        runtime = runner.run(Services.create(settings))
         approve = ConsoleApproval(screen, stdin, timeout_s=settings.approval_timeout_s)
         console = Console(runtime=runtime, screen=screen, thread_ts=thread_ts, approve=approve)
         try:

@@ -7,12 +7,14 @@ import signal
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.services import Services
+from bot.slack.dedupe import Dedupe
+from bot.slack.edit_budget import EditBudgets
 from bot.slack.health import LoopLagMonitor, peak_rss_mb
 from bot.slack.listeners import register_all
-from bot.services import Runtime
+from bot.slack.listeners.events import answered_as
 
 log = logging.getLogger(__name__)
 
@@ -20,28 +22,33 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 20.0
 
 
-def build_app(runtime: Runtime) -> AsyncApp:
-    settings = runtime.settings
+def build_app(services: Services, budgets: EditBudgets | None = None) -> AsyncApp:
+    """The Bolt app on the process's services; the chat.update and appendStream budgets are Slack's own."""
+    settings = services.settings
     assert settings.slack_bot_token is not None
-    # Share the runtime's aiohttp session: Slack calls reuse connections instead of opening one each.
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
-                            session=runtime.http)
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    # Bolt builds its client from the token. Handing it a client of our own instead makes Bolt warn
+    # at every start, because it reads SLACK_BOT_TOKEN from the environment by itself as well.
     app = AsyncApp(
-        client=client,
+        token=settings.slack_bot_token.get_secret_value(),
         # Socket Mode needs no signing; Bolt still wants a value to construct.
         signing_secret=signing_secret or "socket-mode",
         request_verification_enabled=not settings.socket_mode,
         process_before_response=False,  # ack at once; the answer runs after the ack
     )
-    register_all(app, runtime)
+    app.client.base_url = settings.slack_api_url  # SLACK_API_URL; Slack's own by default
+    # Share the services' aiohttp session: Slack calls reuse connections instead of opening one each.
+    app.client.session = services.http
+    app.use(Dedupe(services.store,
+                   answered_as=lambda event, bot_user_id: answered_as(services, event, bot_user_id=bot_user_id)))
+    register_all(app, services, budgets or EditBudgets())
     return app
 
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT."""
-    runtime = await Runtime.create(settings)
-    app = build_app(runtime)
+    services = await Services.create(settings)
+    app = build_app(services)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -52,8 +59,8 @@ async def serve(settings: Settings) -> None:
         else:
             await _serve_http(app, settings, stop)
     finally:
-        await runtime.conversations.drain(SHUTDOWN_GRACE_S)
-        await runtime.aclose()
+        await services.conversations.drain(SHUTDOWN_GRACE_S)
+        await services.aclose()
         log.info("threadbot stopped")
 
 

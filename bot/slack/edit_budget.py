@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 
@@ -65,3 +66,13 @@ class EditBudget:
         self._paused_until = max(self._paused_until, self._clock() + max(retry_after_s, 0.0))
         self._tokens = 0.0
         self._updated = max(self._updated, self._paused_until)
+
+
+@dataclass(frozen=True)
+class EditBudgets:
+    """The workspace budgets every reply in flight shares, one per rate-limited method."""
+
+    # Tier 3 (about 50 a minute); 10 tokens stay for final edits, so answers finishing together land at once.
+    chat_update: EditBudget = field(default_factory=lambda: EditBudget(per_minute=50, burst=20, reserve_for_finals=10))
+    # chat.appendStream (THREADBOT_STREAMING=native) has its own workspace rate: Tier 4.
+    append_stream: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100, burst=20))

@@ -196,3 +196,25 @@ def test_missing_setting_stops_startup_with_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "SLACK_BOT_TOKEN" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("socket_mode", [False, True], ids=["http", "socket"])
+async def test_start_answer_and_stop_log_no_warnings(fakes, tmp_path, socket_mode):
+    """Nothing of our own making warns at start-up (Bolt used to: "As you gave `client` as well, …")."""
+    slack, model = fakes
+    bot = make_bot(fakes, tmp_path, socket_mode=socket_mode)
+    bot.start()
+    try:
+        event = fs.app_mention("are you quiet?")
+        if socket_mode:
+            await slack.wait_for_ack(await slack.push_socket_event(fs.event_callback(event), connect_timeout=30),
+                                     timeout=3)
+        else:
+            await deliver(slack, bot, event)
+        await final_reply(slack, fs.CHANNEL_ID, event["ts"], "echo: are you quiet?")
+    finally:
+        assert bot.stop() == 0, bot.log()
+    log = bot.log()
+    assert "threadbot stopped" in log  # the log is the process's whole life
+    warnings = [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line]
+    assert not warnings, log

@@ -1,7 +1,7 @@
 """Assistant-panel listeners: a new assistant thread gets suggested prompts; its context is tracked.
 
 The messages people type in the panel arrive as `message` events (channel_type "im") and are
-answered by bot/listeners/events.py, which looks up what is recorded here.
+answered by bot/slack/listeners/events.py, which looks up what is recorded here.
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import Runtime
+from bot.services import Services
+from bot.slack import assistant_threads
 from bot.slack.web_api import FAILURES, call, reason
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,9 @@ SUGGESTED_PROMPTS = [
 ]
 
 
-def register(app: AsyncApp, runtime: Runtime) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     async def handle_assistant_thread_started(event: dict[str, Any], client: AsyncWebClient) -> None:
-        thread = await _record_thread(runtime, event)
+        thread = await _record_thread(services, event)
         if thread is None:
             return
         channel_id, thread_ts = thread
@@ -40,21 +41,18 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             log.warning("assistant.threads.setSuggestedPrompts failed: %s", reason(exc))
 
     async def handle_assistant_thread_context_changed(event: dict[str, Any]) -> None:
-        await _record_thread(runtime, event)
+        await _record_thread(services, event)
 
     app.event("assistant_thread_started")(handle_assistant_thread_started)
     app.event("assistant_thread_context_changed")(handle_assistant_thread_context_changed)
 
 
-async def _record_thread(runtime: Runtime, event: dict[str, Any]) -> tuple[str, str] | None:
+async def _record_thread(services: Services, event: dict[str, Any]) -> tuple[str, str] | None:
     """Store the thread and its context; returns (channel_id, thread_ts), or None for an event without one."""
     info = event.get("assistant_thread") or {}
     if not (info.get("channel_id") and info.get("thread_ts")):
         log.warning("ignoring %s without an assistant_thread", event.get("type"))
         return None
-    channel_id, thread_ts = info["channel_id"], info["thread_ts"]
-    context = info.get("context") or {}
-    await runtime.store.record_assistant_thread(channel_id=channel_id, thread_ts=thread_ts, user_id=info.get("user_id"),
-                                          context_channel_id=context.get("channel_id"),
-                                          context_team_id=context.get("team_id"))
-    return channel_id, thread_ts
+    await assistant_threads.record(services.store, info, channel_id=info["channel_id"], thread_ts=info["thread_ts"],
+                                   user_id=info.get("user_id"))
+    return info["channel_id"], info["thread_ts"]

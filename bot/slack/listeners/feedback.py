@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import Runtime
+from bot.services import Services
 from bot.slack.web_api import FAILURES, call, reason
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def feedback_blocks(model: str) -> list[dict[str, Any]]:
     }]
 
 
-def register(app: AsyncApp, runtime: Runtime) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     async def handle_answer_feedback(ack: Any, body: dict[str, Any], action: dict[str, Any],
                                      client: AsyncWebClient) -> None:
         await ack()
@@ -53,7 +53,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             log.warning("ignoring malformed feedback action: %r", action.get("value"))
             return
         thread_ts = message.get("thread_ts") or container.get("thread_ts")
-        await runtime.store.record_feedback(
+        await services.store.record_feedback(
             team_id=(body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "",
             channel_id=channel_id, message_ts=message_ts, user_id=user_id, vote=vote,
             model=model or None, thread_ts=thread_ts,

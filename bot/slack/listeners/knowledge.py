@@ -7,12 +7,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.slack.knowledge_commands import handle_knowledge_command
 from bot.slack.listeners.commands import answer_command
-from bot.services import Runtime
+from bot.services import Services
 
 
-def register(app: AsyncApp, runtime: Runtime) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     async def handle_knowledge(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
-        work = handle_knowledge_command(runtime.store, runtime.settings, user_id=command.get("user_id") or "",
+        work = handle_knowledge_command(services.store, services.settings, user_id=command.get("user_id") or "",
                                         channel_id=command.get("channel_id") or "", text=command.get("text") or "")
         await answer_command(ack, respond, work, name="/knowledge", holding="Looking through the documents…",
                              failure="Sorry, I couldn't do that with the knowledge base just now.")
