@@ -18,6 +18,7 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from typing import Iterable
 
 __all__ = ["split_message", "DEFAULT_LIMIT"]
 
@@ -134,53 +135,36 @@ class _Window:
     # --- candidate tiers, each returning its latest valid cut at or after `lowest` --------------
 
     def _paragraphs(self, lowest: int) -> _Cut | None:
-        for at in self._positions(_BLANK_LINE, lowest):
-            if not self._fenced(at):
-                cut = self._valid(_Cut(at, at + 1))
-                if cut:
-                    return cut
-        return None
+        return self._first_valid(_Cut(at, at + 1) for at in self._positions(_BLANK_LINE, lowest)
+                                 if not self._fenced(at))
 
     def _lines_outside(self, lowest: int) -> _Cut | None:
-        for at in self._positions(_NEWLINE, lowest):
-            if not self._fenced(at):
-                cut = self._valid(_Cut(at, at + 1))
-                if cut:
-                    return cut
-        return None
+        return self._first_valid(_Cut(at, at + 1) for at in self._positions(_NEWLINE, lowest)
+                                 if not self._fenced(at))
 
     def _lines_inside(self, lowest: int) -> _Cut | None:
-        for at in self._positions(_NEWLINE, lowest):
-            if self._fenced(at):
-                cut = self._valid(_Cut(at, at + 1))
-                if cut:
-                    return cut
-        return None
+        return self._first_valid(_Cut(at, at + 1) for at in self._positions(_NEWLINE, lowest)
+                                 if self._fenced(at))
 
     def _sentences(self, lowest: int) -> _Cut | None:
-        for match in self._matches(_SENTENCE_END, lowest):
-            at = match.end()
-            if not self._fenced(at):
-                cut = self._valid(_Cut(at, _skip(self.text, at, " ")))
-                if cut:
-                    return cut
-        return None
+        return self._first_valid(_Cut(m.end(), _skip(self.text, m.end(), " "))
+                                 for m in self._matches(_SENTENCE_END, lowest) if not self._fenced(m.end()))
 
     def _words_outside(self, lowest: int) -> _Cut | None:
-        for at in self._positions(_SPACE, lowest):
-            if not self._fenced(at):
-                cut = self._valid(_Cut(at, _skip(self.text, at, " ")))
-                if cut:
-                    return cut
-        return None
+        return self._first_valid(_Cut(at, _skip(self.text, at, " ")) for at in self._positions(_SPACE, lowest)
+                                 if not self._fenced(at))
 
     def _words_inside(self, lowest: int) -> _Cut | None:
-        for at in self._positions(_SPACE, lowest - 1):
-            if self._fenced(at + 1):
-                # Code keeps its spaces: cut after the space, drop nothing.
-                cut = self._valid(_Cut(at + 1, at + 1))
-                if cut:
-                    return cut
+        # Code keeps its spaces: cut after the space, drop nothing.
+        return self._first_valid(_Cut(at + 1, at + 1) for at in self._positions(_SPACE, lowest - 1)
+                                 if self._fenced(at + 1))
+
+    def _first_valid(self, cuts: Iterable[_Cut]) -> _Cut | None:
+        """The first candidate (latest first) that `_valid` accepts, as it adjusts it."""
+        for cut in cuts:
+            valid = self._valid(cut)
+            if valid:
+                return valid
         return None
 
     def _hard(self, *, keep_atomic: bool) -> _Cut | None:
