@@ -112,13 +112,11 @@ def test_rendering_is_prefix_stable_at_block_boundaries():
         assert full.startswith(to_mrkdwn(markdown[:cut])), markdown[:cut]
 
 
-def test_large_answer_renders_quickly():
-    import time
-
-    markdown = (BY_NAME["long_realistic_answer"]["markdown"] + "\n\n") * 40  # ~40k characters
-    began = time.perf_counter()
-    to_mrkdwn(markdown)
-    assert time.perf_counter() - began < 1.0
+def test_large_answer_renders_as_its_parts():
+    # How fast this renders is bench/mrkdwn.py's business (a timed test flakes on a loaded machine);
+    # here: a ~40k-character answer renders exactly as its repeated parts do.
+    answer = BY_NAME["long_realistic_answer"]["markdown"]
+    assert to_mrkdwn((answer + "\n\n") * 40) == "\n\n".join([to_mrkdwn(answer)] * 40)
 
 
 def _streamed(markdown: str, step: int) -> list[int]:
