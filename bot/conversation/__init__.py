@@ -26,7 +26,7 @@ from bot.llm.base import Provider
 from bot.llm.tokens import count_message_tokens, count_text_tokens
 from bot.messages import Message, TextBlock
 from bot.store import Store
-from tools.context import ToolContext
+from tools.context import ConversationReader, ToolContext
 from tools.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Turn:
     user_id: str
     text: str
     ts: str
-    surface: str  # "mention" | "dm" | "assistant" | "console"
+    surface: str  # "mention" | "dm" | "assistant" | "shortcut" | "console"
     viewing_channel_id: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     thread: ThreadSource | None = None  # a channel thread: what others wrote there joins the question
@@ -57,6 +57,7 @@ class Turn:
     notices: list[str] = field(default_factory=list)  # sentences from the surface, e.g. an image it couldn't fetch
     # Documents shared with the question (already in the knowledge base), given whole for this turn if they fit.
     documents: list[Attachment] = field(default_factory=list)
+    reader: ConversationReader | None = None  # what the read_messages tool may read (the surface decides)
 
 
 NO_VISION = ImagesNotSupported.__doc__ or ""
@@ -165,7 +166,7 @@ class Conversations:
         ctx = ToolContext(
             user_id=turn.user_id, team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts,
             store=self.store, http=self.http, settings=self.settings, call_model=meter.complete,
-            viewing_channel_id=turn.viewing_channel_id,
+            viewing_channel_id=turn.viewing_channel_id, reader=turn.reader,
         )
         try:
             try:

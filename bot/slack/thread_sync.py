@@ -58,7 +58,7 @@ class ThreadSync:
         continuous = (channel, thread_ts) in self._continuous
         return await self.store.record_thread_messages(channel, thread_ts, [message], advance_synced=continuous)
 
-    async def snapshot(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str, question_ts: str,
+    async def snapshot(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str, question_ts: str | None,
                        bot_user_id: str, bot_id: str | None) -> ThreadSnapshot:
         """The thread as the store has it after at most one catch-up read. Never raises for Slack's sake."""
         key = (channel_id, thread_ts)
@@ -76,14 +76,17 @@ class ThreadSync:
         names = await self.names(client, authors(messages))
         return ThreadSnapshot(tuple(messages), since, names, bot_user_id, bot_id, read, complete)
 
-    async def looked(self, channel_id: str, thread_ts: str, *, upto_ts: str, shown: list[str],
-                     complete: bool) -> None:
-        """The bot answers `upto_ts` (the question) in this thread, having shown the model `shown`.
+    async def looked(self, channel_id: str, thread_ts: str, *, upto_ts: str | None, shown: list[str],
+                     complete: bool, answered: bool = True) -> None:
+        """The bot answers `upto_ts` (the question; None for a click, not a message) in this thread, having
+        shown the model `shown`; `answered=False` (a summary someone asked for) does not make later replies
+        follow-ups.
 
         Only a complete snapshot moves the last-seen point: after a failed read, what the store missed
         is still to be shown; the flags keep what was shown from being shown again."""
-        await self.store.mark_thread(channel_id, thread_ts, seen_ts=upto_ts if complete else None, answered=True,
-                                     shown_ts=[*shown, upto_ts])
+        seen = upto_ts or max(shown, key=_ts_key, default=None)
+        await self.store.mark_thread(channel_id, thread_ts, seen_ts=seen if complete else None, answered=answered,
+                                     shown_ts=[*shown, upto_ts] if upto_ts else shown)
 
     async def _catch_up(self, client: AsyncWebClient, channel_id: str, thread_ts: str, *,
                         synced_ts: str | None) -> bool:
@@ -144,11 +147,14 @@ def _ts_key(ts: str) -> tuple[int, int]:
 
 
 class SlackThreadSource:
-    """The ThreadSource of one turn in a channel thread (see bot/conversation/thread_context.py)."""
+    """The ThreadSource of one turn in a channel thread (see bot/conversation/thread_context.py).
+
+    `question_ts` is None when the turn's question is not a message in the thread (a shortcut's click):
+    then the bot has looked up to the newest message it showed."""
 
     def __init__(self, sync: ThreadSync, client: AsyncWebClient, *, channel_id: str, thread_ts: str,
-                 question_ts: str, bot_user_id: str, bot_id: str | None) -> None:
-        self.sync, self.client = sync, client
+                 question_ts: str | None, bot_user_id: str, bot_id: str | None, answered: bool = True) -> None:
+        self.sync, self.client, self.answered = sync, client, answered
         self.channel_id, self.thread_ts, self.question_ts = channel_id, thread_ts, question_ts
         self.bot_user_id, self.bot_id = bot_user_id, bot_id
         self._snapshot: ThreadSnapshot | None = None
@@ -161,5 +167,6 @@ class SlackThreadSource:
 
     async def looked(self, upto_ts: str, shown: Sequence[str]) -> None:
         complete = self._snapshot.complete if self._snapshot is not None else False
-        await self.sync.looked(self.channel_id, self.thread_ts, upto_ts=upto_ts, shown=list(shown),
-                               complete=complete)
+        await self.sync.looked(self.channel_id, self.thread_ts, upto_ts=upto_ts if self.question_ts else None,
+                               shown=list(shown),
+                               complete=complete, answered=self.answered)
