@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.conversation.context_window import input_budget
-from bot.conversation.thread_context import ThreadSource, question_with_context
+from bot.conversation.thread_context import ThreadSource, question_with_context, user_message_tokens
 from bot.accounting.limits import check_and_reserve
 from bot.accounting.meter import Attribution, Meter
 from bot.config import Settings
@@ -128,12 +128,14 @@ class Conversations:
         conversation_id = await self.store.conversation_id(
             team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts, user_id=turn.user_id)
         stored = await self.store.history(conversation_id)
+        text_tokens: int | None = None
         if turn.thread is not None:
             # Thread context may take half of what the window leaves; older turns of history give way.
             room = input_budget(model=self.model, max_tokens=self.settings.max_tokens) // 2
-            text, _ = await question_with_context(turn.thread, question=text, question_ts=turn.ts,
-                                                  asker_id=turn.user_id,
-                                                  budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
+            text, context = await question_with_context(
+                turn.thread, question=text, question_ts=turn.ts, asker_id=turn.user_id,
+                budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
+            text_tokens = user_message_tokens(text, context, model=self.model)  # the context was counted once already
         images, notes = await image_blocks(turn.attachments, store=self.store, max_images=self.settings.max_images)
         notes = [*turn.notices, *notes]
         if not text and not images:  # only images, none readable: the sentences say why
@@ -143,12 +145,13 @@ class Conversations:
                                                           max_tokens=self.settings.max_tokens)
         notes += document_notes
         stored_message = Message("user", [*images, *([TextBlock(text)] if text else [])])
-        await self.store.append_messages(conversation_id, [stored_message],
-                                         token_counts=[count_message_tokens(stored_message, model=self.model)],
+        stored_tokens = (text_tokens if text_tokens is not None and not images
+                         else count_message_tokens(stored_message, model=self.model))
+        await self.store.append_messages(conversation_id, [stored_message], token_counts=[stored_tokens],
                                          user_id=turn.user_id, slack_ts=turn.ts)
         # Whole documents go with this turn only; history keeps the question (the knowledge base keeps the file).
         user_message = Message("user", [*documents, *stored_message.content])
-        user_tokens = count_message_tokens(user_message, model=self.model)
+        user_tokens = count_message_tokens(user_message, model=self.model) if documents else stored_tokens
         history = await with_image_data([m.message for m in stored], self.store)
         entries = [Counted(m, row.token_count) for m, row in zip(history, stored)] + [Counted(user_message, user_tokens)]
         originals = [entry.message for entry in entries]

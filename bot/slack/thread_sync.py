@@ -9,6 +9,7 @@ or any other failure of that read leaves the turn with what is stored.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Sequence
@@ -16,9 +17,11 @@ from typing import Any, Sequence
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation.thread_context import ThreadSnapshot, authors
+from bot.llm.tokens import count_text_tokens
 from bot.slack.thread_messages import in_channel_thread, thread_message
 from bot.slack import web_api
 from bot.store import Store
+from bot.store import ThreadMessage
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class ThreadSync:
         channel, subtype = event.get("channel") or "", event.get("subtype")
         if subtype == "message_changed":
             changed = event.get("message") or {}
-            message = thread_message(changed)
+            message = counted(thread_message(changed))
             if message is not None and changed.get("thread_ts"):
                 return await self.store.update_thread_message(channel, message)
             return False
@@ -51,7 +54,7 @@ class ThreadSync:
             return await self.store.delete_thread_message(channel, str(event.get("deleted_ts") or ""))
         if not in_channel_thread(event):
             return False
-        message = thread_message(event)
+        message = counted(thread_message(event))
         if message is None:
             return False
         thread_ts = str(event["thread_ts"])
@@ -103,7 +106,7 @@ class ThreadSync:
                         channel_id, thread_ts, web_api.reason(exc))
             return False
         items = [m for m in response.get("messages") or [] if isinstance(m, dict)]
-        messages = [m for m in (thread_message(item) for item in items) if m is not None]
+        messages = [m for m in (counted(thread_message(item)) for item in items) if m is not None]
         newest = max((str(item["ts"]) for item in items if item.get("ts")), key=_ts_key, default=synced_ts)
         await self.store.record_thread_messages(channel_id, thread_ts, messages, synced_ts=newest)
         if response.get("has_more"):
@@ -139,6 +142,13 @@ class ThreadSync:
         if len(self._names) > 10_000:  # a long-running process must not grow without bound
             self._names = {k: v for k, v in self._names.items() if v[1] > now}
         return out
+
+
+def counted(message: ThreadMessage | None) -> ThreadMessage | None:
+    """The message with its text's tokens counted, once, as it is recorded (turns then only add them up)."""
+    if message is None:
+        return None
+    return dataclasses.replace(message, tokens=count_text_tokens(message.text))
 
 
 def _ts_key(ts: str) -> tuple[int, int]:
