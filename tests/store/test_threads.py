@@ -61,7 +61,7 @@ async def test_shown_messages_are_not_given_again(store: Store) -> None:
     assert [x.text for x in await store.thread_messages(CH, T)] == ["m2", "m4"]
 
 
-async def test_a_recorded_count_comes_back_and_an_edit_replaces_it(store) -> None:
+async def test_a_recorded_count_comes_back_and_an_edit_replaces_it(store: Store) -> None:
     await store.mark_thread(CH, T)
     await store.record_thread_messages(CH, T, [m(1, "hello there", tokens=2), m(2)])
     assert [x.tokens for x in await store.thread_messages(CH, T)] == [2, None]
@@ -72,7 +72,7 @@ async def test_a_recorded_count_comes_back_and_an_edit_replaces_it(store) -> Non
 async def test_threads_answered_before_thread_records_become_follow_up_threads(tmp_path) -> None:
     import sqlite_utils
 
-    from bot.store.sqlite import MIGRATIONS
+    from bot.store.sqlite import MIGRATIONS, SqliteStore
     from bot.store.sqlite.db import connect, migrate
 
     path = tmp_path / "old.db"
