@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.conversation.context_window import input_budget
-from bot.conversation.thread_context import ThreadSource, question_with_context
+from bot.conversation.thread_context import ThreadSource, question_with_context, user_message_tokens
 from bot.accounting.limits import check_and_reserve
 from bot.accounting.meter import Attribution, Meter
 from bot.config import Settings
@@ -26,7 +26,7 @@ from bot.llm.base import Provider
 from bot.llm.tokens import count_message_tokens, count_text_tokens
 from bot.messages import Message, TextBlock
 from bot.store import Store
-from tools.context import ToolContext
+from tools.context import ConversationReader, ToolContext
 from tools.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Turn:
     user_id: str
     text: str
     ts: str
-    surface: str  # "mention" | "dm" | "assistant" | "console"
+    surface: str  # "mention" | "dm" | "assistant" | "shortcut" | "console"
     viewing_channel_id: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     thread: ThreadSource | None = None  # a channel thread: what others wrote there joins the question
@@ -57,6 +57,7 @@ class Turn:
     notices: list[str] = field(default_factory=list)  # sentences from the surface, e.g. an image it couldn't fetch
     # Documents shared with the question (already in the knowledge base), given whole for this turn if they fit.
     documents: list[Attachment] = field(default_factory=list)
+    reader: ConversationReader | None = None  # what the read_messages tool may read (the surface decides)
 
 
 NO_VISION = ImagesNotSupported.__doc__ or ""
@@ -127,12 +128,14 @@ class Conversations:
         conversation_id = await self.store.conversation_id(
             team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts, user_id=turn.user_id)
         stored = await self.store.history(conversation_id)
+        text_tokens: int | None = None
         if turn.thread is not None:
             # Thread context may take half of what the window leaves; older turns of history give way.
             room = input_budget(model=self.model, max_tokens=self.settings.max_tokens) // 2
-            text, _ = await question_with_context(turn.thread, question=text, question_ts=turn.ts,
-                                                  asker_id=turn.user_id,
-                                                  budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
+            text, context = await question_with_context(
+                turn.thread, question=text, question_ts=turn.ts, asker_id=turn.user_id,
+                budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
+            text_tokens = user_message_tokens(text, context, model=self.model)  # the context was counted once already
         images, notes = await image_blocks(turn.attachments, store=self.store, max_images=self.settings.max_images)
         notes = [*turn.notices, *notes]
         if not text and not images:  # only images, none readable: the sentences say why
@@ -142,12 +145,13 @@ class Conversations:
                                                           max_tokens=self.settings.max_tokens)
         notes += document_notes
         stored_message = Message("user", [*images, *([TextBlock(text)] if text else [])])
-        await self.store.append_messages(conversation_id, [stored_message],
-                                         token_counts=[count_message_tokens(stored_message, model=self.model)],
+        stored_tokens = (text_tokens if text_tokens is not None and not images
+                         else count_message_tokens(stored_message, model=self.model))
+        await self.store.append_messages(conversation_id, [stored_message], token_counts=[stored_tokens],
                                          user_id=turn.user_id, slack_ts=turn.ts)
         # Whole documents go with this turn only; history keeps the question (the knowledge base keeps the file).
         user_message = Message("user", [*documents, *stored_message.content])
-        user_tokens = count_message_tokens(user_message, model=self.model)
+        user_tokens = count_message_tokens(user_message, model=self.model) if documents else stored_tokens
         history = await with_image_data([m.message for m in stored], self.store)
         entries = [Counted(m, row.token_count) for m, row in zip(history, stored)] + [Counted(user_message, user_tokens)]
         originals = [entry.message for entry in entries]
@@ -165,7 +169,7 @@ class Conversations:
         ctx = ToolContext(
             user_id=turn.user_id, team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts,
             store=self.store, http=self.http, settings=self.settings, call_model=meter.complete,
-            viewing_channel_id=turn.viewing_channel_id,
+            viewing_channel_id=turn.viewing_channel_id, reader=turn.reader,
         )
         try:
             try:

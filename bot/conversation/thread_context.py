@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-from bot.llm.tokens import count_text_tokens
+from bot.llm.tokens import count_message_tokens, count_text_tokens
+from bot.messages import Message, TextBlock
 from bot.store import ThreadMessage
 
 MAX_MESSAGE_CHARS = 4_000  # one pasted log should not crowd out the discussion around it
@@ -98,26 +99,43 @@ def thread_context(messages: Iterable[ThreadMessage], *, since_ts: str | None, q
     if not fresh or budget_tokens <= 0:
         return ThreadContext((), "", 0, len(fresh), 0)
     # Reserve room for the header and a possible "left out" line, then walk back from the newest: the
-    # cost follows what is kept, not the length of the thread.
+    # cost follows what is kept, not the length of the thread. Each message's text was counted once when
+    # it was recorded (`tokens`); only its author prefix and file names are counted here, and the final
+    # text once (so `tokens` is exact, and any estimate that fell short is corrected by dropping the oldest).
     room = budget_tokens - count(HEADER) - count(OMITTED.format(n=len(fresh))) - 2
+    prefixes: dict[str, int] = {}
     kept: list[tuple[ThreadMessage, str, bool]] = []
     for message in reversed(fresh):
         line, was_cut = render_message(message, names, max_message_chars=max_message_chars)
-        cost = count(line) + 1  # the newline
+        cost = _estimate(message, line, was_cut, names, prefixes, count) + 1  # the newline
         if cost > room:
             break
         room -= cost
         kept.append((message, line, was_cut))
-    if not kept:
-        return ThreadContext((), "", 0, len(fresh), 0)
     kept.reverse()
-    omitted = len(fresh) - len(kept)
-    lines = [HEADER]
-    if omitted:
-        lines.append(OMITTED.format(n=omitted))
-    lines.extend(line for _, line, _ in kept)
-    text = "\n".join(lines)
-    return ThreadContext(tuple(m for m, _, _ in kept), text, count(text), omitted, sum(c for _, _, c in kept))
+    while kept:
+        omitted = len(fresh) - len(kept)
+        lines = [HEADER]
+        if omitted:
+            lines.append(OMITTED.format(n=omitted))
+        lines.extend(line for _, line, _ in kept)
+        text = "\n".join(lines)
+        tokens = count(text)
+        if tokens <= budget_tokens:
+            return ThreadContext(tuple(m for m, _, _ in kept), text, tokens, omitted, sum(c for _, _, c in kept))
+        kept = kept[max(1, len(kept) // 20):]  # rare: the estimate was short; drop the oldest and recount
+    return ThreadContext((), "", 0, len(fresh), 0)
+
+
+def _estimate(message: ThreadMessage, line: str, was_cut: bool, names: Mapping[str, str],
+              prefixes: dict[str, int], count: Callable[[str], int]) -> int:
+    """Tokens of one rendered line: the recorded count of its text plus its author prefix and file names."""
+    if message.tokens is None or was_cut or message.file_names or "\n" in message.text.strip():
+        return count(line)  # not counted when recorded, or rendered differently from the recorded text
+    author = display_name(message, names)
+    if author not in prefixes:
+        prefixes[author] = count(f"[{author}]: ")
+    return prefixes[author] + message.tokens
 
 
 def render_message(message: ThreadMessage, names: Mapping[str, str], *,
@@ -149,6 +167,15 @@ def with_question(context: ThreadContext, question: str, *, asker: str) -> str:
     if not context.text:
         return question
     return f"<thread_context>\n{context.text}\n</thread_context>\n\n{_one_line(asker)} asks: {question}"
+
+
+def user_message_tokens(text: str, context: ThreadContext, *, model: str | None = None) -> int:
+    """count_message_tokens of the user message `text` (built by with_question) without counting the
+    context a second time: its tokens are known."""
+    if not context.text:
+        return count_message_tokens(Message("user", [TextBlock(text)]), model=model)
+    rest = text.replace(context.text, "", 1)
+    return count_message_tokens(Message("user", [TextBlock(rest)]), model=model) + context.tokens
 
 
 def authors(messages: Sequence[ThreadMessage]) -> set[str]:

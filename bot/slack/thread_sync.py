@@ -9,6 +9,7 @@ or any other failure of that read leaves the turn with what is stored.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Sequence
@@ -16,9 +17,11 @@ from typing import Any, Sequence
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation.thread_context import ThreadSnapshot, authors
+from bot.llm.tokens import count_text_tokens
 from bot.slack.thread_messages import in_channel_thread, thread_message
 from bot.slack import web_api
 from bot.store import Store
+from bot.store import ThreadMessage
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class ThreadSync:
         channel, subtype = event.get("channel") or "", event.get("subtype")
         if subtype == "message_changed":
             changed = event.get("message") or {}
-            message = thread_message(changed)
+            message = counted(thread_message(changed))
             if message is not None and changed.get("thread_ts"):
                 return await self.store.update_thread_message(channel, message)
             return False
@@ -51,14 +54,14 @@ class ThreadSync:
             return await self.store.delete_thread_message(channel, str(event.get("deleted_ts") or ""))
         if not in_channel_thread(event):
             return False
-        message = thread_message(event)
+        message = counted(thread_message(event))
         if message is None:
             return False
         thread_ts = str(event["thread_ts"])
         continuous = (channel, thread_ts) in self._continuous
         return await self.store.record_thread_messages(channel, thread_ts, [message], advance_synced=continuous)
 
-    async def snapshot(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str, question_ts: str,
+    async def snapshot(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str, question_ts: str | None,
                        bot_user_id: str, bot_id: str | None) -> ThreadSnapshot:
         """The thread as the store has it after at most one catch-up read. Never raises for Slack's sake."""
         key = (channel_id, thread_ts)
@@ -76,14 +79,17 @@ class ThreadSync:
         names = await self.names(client, authors(messages))
         return ThreadSnapshot(tuple(messages), since, names, bot_user_id, bot_id, read, complete)
 
-    async def looked(self, channel_id: str, thread_ts: str, *, upto_ts: str, shown: list[str],
-                     complete: bool) -> None:
-        """The bot answers `upto_ts` (the question) in this thread, having shown the model `shown`.
+    async def looked(self, channel_id: str, thread_ts: str, *, upto_ts: str | None, shown: list[str],
+                     complete: bool, answered: bool = True) -> None:
+        """The bot answers `upto_ts` (the question; None for a click, not a message) in this thread, having
+        shown the model `shown`; `answered=False` (a summary someone asked for) does not make later replies
+        follow-ups.
 
         Only a complete snapshot moves the last-seen point: after a failed read, what the store missed
         is still to be shown; the flags keep what was shown from being shown again."""
-        await self.store.mark_thread(channel_id, thread_ts, seen_ts=upto_ts if complete else None, answered=True,
-                                     shown_ts=[*shown, upto_ts])
+        seen = upto_ts or max(shown, key=_ts_key, default=None)
+        await self.store.mark_thread(channel_id, thread_ts, seen_ts=seen if complete else None, answered=answered,
+                                     shown_ts=[*shown, upto_ts] if upto_ts else shown)
 
     async def _catch_up(self, client: AsyncWebClient, channel_id: str, thread_ts: str, *,
                         synced_ts: str | None) -> bool:
@@ -100,7 +106,7 @@ class ThreadSync:
                         channel_id, thread_ts, web_api.reason(exc))
             return False
         items = [m for m in response.get("messages") or [] if isinstance(m, dict)]
-        messages = [m for m in (thread_message(item) for item in items) if m is not None]
+        messages = [m for m in (counted(thread_message(item)) for item in items) if m is not None]
         newest = max((str(item["ts"]) for item in items if item.get("ts")), key=_ts_key, default=synced_ts)
         await self.store.record_thread_messages(channel_id, thread_ts, messages, synced_ts=newest)
         if response.get("has_more"):
@@ -138,17 +144,27 @@ class ThreadSync:
         return out
 
 
+def counted(message: ThreadMessage | None) -> ThreadMessage | None:
+    """The message with its text's tokens counted, once, as it is recorded (turns then only add them up)."""
+    if message is None:
+        return None
+    return dataclasses.replace(message, tokens=count_text_tokens(message.text))
+
+
 def _ts_key(ts: str) -> tuple[int, int]:
     seconds, _, micros = ts.partition(".")
     return int(seconds or 0), int(micros or 0)
 
 
 class SlackThreadSource:
-    """The ThreadSource of one turn in a channel thread (see bot/conversation/thread_context.py)."""
+    """The ThreadSource of one turn in a channel thread (see bot/conversation/thread_context.py).
+
+    `question_ts` is None when the turn's question is not a message in the thread (a shortcut's click):
+    then the bot has looked up to the newest message it showed."""
 
     def __init__(self, sync: ThreadSync, client: AsyncWebClient, *, channel_id: str, thread_ts: str,
-                 question_ts: str, bot_user_id: str, bot_id: str | None) -> None:
-        self.sync, self.client = sync, client
+                 question_ts: str | None, bot_user_id: str, bot_id: str | None, answered: bool = True) -> None:
+        self.sync, self.client, self.answered = sync, client, answered
         self.channel_id, self.thread_ts, self.question_ts = channel_id, thread_ts, question_ts
         self.bot_user_id, self.bot_id = bot_user_id, bot_id
         self._snapshot: ThreadSnapshot | None = None
@@ -161,5 +177,6 @@ class SlackThreadSource:
 
     async def looked(self, upto_ts: str, shown: Sequence[str]) -> None:
         complete = self._snapshot.complete if self._snapshot is not None else False
-        await self.sync.looked(self.channel_id, self.thread_ts, upto_ts=upto_ts, shown=list(shown),
-                               complete=complete)
+        await self.sync.looked(self.channel_id, self.thread_ts, upto_ts=upto_ts if self.question_ts else None,
+                               shown=list(shown),
+                               complete=complete, answered=self.answered)

@@ -164,6 +164,7 @@ class ThreadMessage:
     text: str
     file_names: tuple[str, ...] = ()
     bot_id: str | None = None  # set when an app posted it
+    tokens: int | None = None  # tokens of `text`, counted once when recorded (None: count when needed)
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,11 @@ def test_manifest_socket_mode_and_events_match_listeners():
     scopes = set(m["oauth_config"]["scopes"]["bot"])
     # Exactly what the bot uses: no scope an admin would have to wonder about.
     assert scopes == {"app_mentions:read", "assistant:write", "chat:write", "commands", "files:read", "im:history",
-                      "channels:history", "groups:history", "mpim:history", "users:read"}
+                      "channels:history", "groups:history", "mpim:history", "users:read",
+                      "channels:read", "groups:read", "mpim:read"}
     assert {"message.channels", "message.groups", "message.mpim"} <= events
     assert {c["command"] for c in m["features"]["slash_commands"]} == {"/usage", "/knowledge"}
+    assert [(s["type"], s["callback_id"]) for s in m["features"]["shortcuts"]] == [("message", "summarize_thread")]
 
 
 def test_manifest_has_the_assistant_surface_and_feedback_interactivity():

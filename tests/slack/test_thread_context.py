@@ -139,3 +139,19 @@ async def test_a_restart_reads_the_gap_once(tmp_path) -> None:
         await answered(bot, parent, 1)
         assert "[bob]: said while the bot was down" in last_user_text(bot.model.requests[-1])
         assert len(bot.slack.calls("conversations.replies")) == 1 and reads_before == 1
+
+
+@pytest.mark.parametrize("first", ["app_mention", "message"])
+async def test_mention_and_message_of_one_reply_answered_once_in_either_order(bot: Bot, first: str) -> None:
+    parent = bot.slack.add_message(CH, "first question")
+    await bot.deliver(bot.slack.user_message(CH, "hi", thread_ts=parent, mention=True))
+    await answered(bot, parent, 1)
+    mention = bot.slack.user_message(CH, "and now?", user=BOB, thread_ts=parent, mention=True)
+    as_message = fs.message_event(mention["text"], user=BOB, ts=mention["ts"], thread_ts=parent)
+    ordered = [mention, as_message] if first == "app_mention" else [as_message, mention]
+    await bot.deliver(ordered[0])
+    await answered(bot, parent, 2)  # the first arrival is answered ...
+    await bot.deliver(ordered[1])
+    await asyncio.sleep(0.5)
+    assert len(bot.model.requests) == 2  # ... and the second, whichever it is, is not
+    assert len([m for m in bot.bot_messages(CH, parent) if m.text.startswith("echo")]) == 2

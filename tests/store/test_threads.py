@@ -59,3 +59,43 @@ async def test_shown_messages_are_not_given_again(store: Store) -> None:
     await store.mark_thread(CH, T, shown_ts=[m(1).ts, m(3).ts])  # m3 (the question) not recorded yet
     await store.record_thread_messages(CH, T, [m(3, "the question"), m(4)])
     assert [x.text for x in await store.thread_messages(CH, T)] == ["m2", "m4"]
+
+
+async def test_a_recorded_count_comes_back_and_an_edit_replaces_it(store: Store) -> None:
+    await store.mark_thread(CH, T)
+    await store.record_thread_messages(CH, T, [m(1, "hello there", tokens=2), m(2)])
+    assert [x.tokens for x in await store.thread_messages(CH, T)] == [2, None]
+    await store.update_thread_message(CH, m(1, "hello there, all of you", tokens=6))
+    assert [x.tokens for x in await store.thread_messages(CH, T)] == [6, None]
+
+
+async def test_threads_answered_before_thread_records_become_follow_up_threads(tmp_path) -> None:
+    import sqlite_utils
+
+    from bot.store.sqlite import MIGRATIONS, SqliteStore
+    from bot.store.sqlite.db import connect, migrate
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(connect(path))
+    migrate(db, [mig for mig in MIGRATIONS if not mig[0].startswith("threads_")])  # an older build's schema
+    # Its data: a channel thread answered, a DM answered, a channel thread not answered (yet).
+    for cid, channel in ((1, CH), (2, "D0ALICE"), (3, "C0OTHER")):
+        db.execute("INSERT INTO conversations(id, team_id, channel_id, thread_ts, user_id, created_at)"
+                   " VALUES (?, 'T', ?, ?, 'U0ALICE', 0)", [cid, channel, T])
+        db.execute("INSERT INTO messages(conversation_id, role, content_json, slack_ts, created_at)"
+                   " VALUES (?, 'user', '[]', ?, 0)", [cid, f"17000000{50 + cid}.000100"])
+        if cid != 3:
+            db.execute("INSERT INTO messages(conversation_id, role, content_json, created_at)"
+                       " VALUES (?, 'assistant', '[]', 0)", [cid])
+    db.conn.close()
+
+    store = SqliteStore(path)  # start-up migrates
+    try:
+        state = await store.slack_thread(CH, T)
+        assert state is not None and state.answered and state.synced_ts is None and state.seen_ts is None
+        assert await store.slack_thread("D0ALICE", T) is None and await store.slack_thread("C0OTHER", T) is None
+        # The question already in the history is not shown again when the catch-up records it.
+        await store.record_thread_messages(CH, T, [m(51, "q"), m(52, "said later", user="U0BOB")])
+        assert [x.text for x in await store.thread_messages(CH, T)] == ["said later"]
+    finally:
+        await store.close()

@@ -5,14 +5,19 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
 from bot.slack.approvals import SlackApprovals
+from bot.slack.conversation_reader import Reading
 from bot.slack.edit_budget import EditBudgets
-from bot.slack.listeners import assistant, events, feedback, knowledge, usage
+from bot.slack.listeners import assistant, events, feedback, knowledge, shortcuts, usage
+from bot.slack.thread_sync import ThreadSync
 
 
 def register_all(app: AsyncApp, services: Services, budgets: EditBudgets) -> None:
     # One set of waiting approval questions: asked from a turn, answered by a button click.
     approvals = SlackApprovals(timeout_s=services.settings.approval_timeout_s)
     approvals.register(app)
-    events.register(app, services, budgets, approvals=approvals)
+    # One record of the threads the bot is part of, and one access cache, for every listener that reads.
+    reading = Reading(ThreadSync(services.store))
+    events.register(app, services, budgets, approvals=approvals, reading=reading)
+    shortcuts.register(app, services, budgets, reading=reading)
     for module in (assistant, feedback, usage, knowledge):
         module.register(app, services)

@@ -20,6 +20,7 @@ from bot.slack.answer import answer
 from bot.slack.approvals import SlackApprovals
 from bot.slack.dedupe import ANSWER_AS
 from bot.slack.edit_budget import EditBudgets
+from bot.slack.conversation_reader import Reading
 from bot.slack.thread_messages import is_followup
 from bot.slack.thread_sync import SlackThreadSource, ThreadSync
 
@@ -50,15 +51,16 @@ async def answered_as(services: Services, event: dict[str, Any], *, bot_user_id:
 
 
 def register(app: AsyncApp, services: Services, budgets: EditBudgets, *,
-             approvals: SlackApprovals | None = None) -> None:
-    sync = ThreadSync(services.store)
+             approvals: SlackApprovals | None = None, reading: Reading | None = None) -> None:
+    reading = reading or Reading(ThreadSync(services.store))
+    sync = reading.sync
 
     async def handle_app_mention(body: dict[str, Any], event: dict[str, Any], context: Any,
                                  client: AsyncWebClient) -> None:
         if context.get(ANSWER_AS) is None:
             log.warning("ignoring malformed %s event %s", event.get("type"), body.get("event_id"))
             return
-        turn = turn_of(body, event, context, surface="mention", sync=sync, client=client)
+        turn = turn_of(body, event, context, surface="mention", reading=reading, client=client)
         await answer(services, budgets, client, turn, approvals=approvals)
 
     async def handle_message(body: dict[str, Any], event: dict[str, Any], context: Any,
@@ -75,7 +77,8 @@ def register(app: AsyncApp, services: Services, budgets: EditBudgets, *,
                                                                       thread_ts=thread_ts):
             surface = "assistant"
             viewing = await assistant_threads.viewing_channel(services.store, event, channel=channel, thread_ts=thread_ts)
-        turn = turn_of(body, event, context, surface=surface, sync=sync, client=client, viewing_channel_id=viewing)
+        turn = turn_of(body, event, context, surface=surface, reading=reading, client=client,
+                       viewing_channel_id=viewing)
         if surface == "assistant":
             await assistant_threads.set_title(client, services.store, channel=channel, thread_ts=thread_ts,
                                               question=turn.text)
@@ -85,15 +88,16 @@ def register(app: AsyncApp, services: Services, budgets: EditBudgets, *,
     app.event("message")(handle_message)
 
 
-def turn_of(body: dict[str, Any], event: dict[str, Any], context: Any, *, surface: str, sync: ThreadSync,
+def turn_of(body: dict[str, Any], event: dict[str, Any], context: Any, *, surface: str, reading: Reading,
             client: AsyncWebClient, viewing_channel_id: str | None = None) -> Turn:
-    """The Turn an answered event carries; in a channel thread it reads what others said there too."""
+    """The Turn an answered event carries; in a channel thread it reads what others said there too, and its
+    tools may read this conversation (or the channel viewed beside the assistant panel)."""
     channel, ts = event["channel"], event["ts"]
     thread_ts = event.get("thread_ts") or ts
     bot_user_id = context.get("bot_user_id")
     thread = None
     if not channel.startswith("D"):
-        thread = SlackThreadSource(sync, client, channel_id=channel, thread_ts=thread_ts, question_ts=ts,
+        thread = SlackThreadSource(reading.sync, client, channel_id=channel, thread_ts=thread_ts, question_ts=ts,
                                    bot_user_id=bot_user_id or "", bot_id=context.get("bot_id"))
     return Turn(
         team_id=body.get("team_id") or event.get("team") or "",
@@ -106,6 +110,8 @@ def turn_of(body: dict[str, Any], event: dict[str, Any], context: Any, *, surfac
         viewing_channel_id=viewing_channel_id,
         files=list(event.get("files") or []),
         thread=thread,
+        reader=reading.reader(client, channel_id=channel, thread_ts=thread_ts, user_id=event["user"],
+                              viewing_channel_id=viewing_channel_id),
     )
 
 

@@ -242,4 +242,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "008_slack_thread_message_tokens",
+        """
+        -- Tokens of each recorded message's text, counted once when recorded (NULL: counted when needed).
+        ALTER TABLE slack_thread_messages ADD COLUMN tokens integer;
+        """,
+    ),
 ]

@@ -10,10 +10,12 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 _UPSERT = (
-    "INSERT INTO slack_thread_messages(channel_id, ts, thread_ts, user_id, bot_id, text, file_names)"
-    " SELECT %s, ts, %s, u, b, t, f::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
-    " AS m(ts, u, b, t, f) ON CONFLICT (channel_id, ts) DO UPDATE SET text = excluded.text,"
-    " file_names = excluded.file_names"
+    "INSERT INTO slack_thread_messages(channel_id, ts, thread_ts, user_id, bot_id, text, file_names, tokens)"
+    " SELECT %s, ts, %s, u, b, t, f::jsonb, n FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::int[]) AS m(ts, u, b, t, f, n) ON CONFLICT (channel_id, ts) DO UPDATE SET text = excluded.text,"
+    " file_names = excluded.file_names, tokens = excluded.tokens,"
+    # a placeholder (a question flagged as shown before its message was recorded) gets its author
+    " user_id = excluded.user_id, bot_id = excluded.bot_id"
 )
 
 
@@ -73,7 +75,7 @@ class ThreadsMixin:
                 rows = sorted(latest.values(), key=lambda m: m.ts)
                 await conn.execute(_UPSERT, (channel_id, thread_ts, [m.ts for m in rows], [m.user_id for m in rows],
                                              [m.bot_id for m in rows], [m.text for m in rows],
-                                             [_files(m) for m in rows]))
+                                             [_files(m) for m in rows], [m.tokens for m in rows]))
             if advance_synced and messages:
                 synced_ts = max(m.ts for m in messages)
             if synced_ts:
@@ -87,8 +89,8 @@ class ThreadsMixin:
         """An edit: the recorded text and files change, if the message was recorded."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE slack_thread_messages SET text = %s, file_names = %s::jsonb WHERE channel_id = %s AND ts = %s",
-                (message.text, _files(message), channel_id, message.ts))
+                "UPDATE slack_thread_messages SET text = %s, file_names = %s::jsonb, tokens = %s"
+                " WHERE channel_id = %s AND ts = %s", (message.text, _files(message), message.tokens, channel_id, message.ts))
             return cur.rowcount > 0
 
     async def delete_thread_message(self, channel_id: str, ts: str) -> bool:
@@ -102,8 +104,8 @@ class ThreadsMixin:
         """The newest `limit` recorded messages after `after_ts` not yet shown to the model, oldest first."""
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(
-                "SELECT ts, user_id, text, file_names, bot_id FROM slack_thread_messages"
+                "SELECT ts, user_id, text, file_names, bot_id, tokens FROM slack_thread_messages"
                 " WHERE channel_id = %s AND thread_ts = %s AND ts > %s AND NOT shown ORDER BY ts DESC LIMIT %s",
                 (channel_id, thread_ts, after_ts or "", limit))).fetchall()
-        return [ThreadMessage(ts=r[0], user_id=r[1], text=r[2], file_names=tuple(r[3]), bot_id=r[4])
+        return [ThreadMessage(ts=r[0], user_id=r[1], text=r[2], file_names=tuple(r[3]), bot_id=r[4], tokens=r[5])
                 for r in reversed(rows)]

@@ -39,12 +39,33 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX slack_thread_messages_by_thread ON slack_thread_messages(channel_id, thread_ts, ts);
         """,
     ),
+    (
+        "threads_002_tokens_and_earlier_threads",
+        """
+        ALTER TABLE slack_thread_messages ADD COLUMN tokens INTEGER;
+        -- Channel threads the bot answered before threads were recorded: replies there are follow-ups,
+        -- the next turn reads the thread once (nothing is synced), and the questions already in the
+        -- history are flagged as shown so they are not given to the model a second time.
+        INSERT OR IGNORE INTO slack_threads(channel_id, thread_ts, synced_ts, seen_ts, answered, updated_at)
+            SELECT c.channel_id, c.thread_ts, NULL, NULL, 1, CAST(strftime('%s', 'now') AS REAL)
+            FROM conversations c
+            WHERE c.channel_id NOT LIKE 'D%' AND c.channel_id != 'console'
+              AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.role = 'assistant');
+        INSERT OR IGNORE INTO slack_thread_messages(channel_id, ts, thread_ts, user_id, text, shown)
+            SELECT c.channel_id, m.slack_ts, c.thread_ts, '', '', 1
+            FROM conversations c JOIN messages m ON m.conversation_id = c.id
+            JOIN slack_threads t ON t.channel_id = c.channel_id AND t.thread_ts = c.thread_ts
+            WHERE m.role = 'user' AND m.slack_ts IS NOT NULL;
+        """,
+    ),
 ]
 
 _UPSERT = (
-    "INSERT INTO slack_thread_messages(channel_id, ts, thread_ts, user_id, bot_id, text, file_names_json)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id, ts) DO UPDATE SET text = excluded.text,"
-    " file_names_json = excluded.file_names_json"
+    "INSERT INTO slack_thread_messages(channel_id, ts, thread_ts, user_id, bot_id, text, file_names_json, tokens)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id, ts) DO UPDATE SET text = excluded.text,"
+    " file_names_json = excluded.file_names_json, tokens = excluded.tokens,"
+    # a placeholder (a question flagged as shown before its message was recorded) gets its author
+    " user_id = excluded.user_id, bot_id = excluded.bot_id"
 )
 
 
@@ -87,7 +108,7 @@ class ThreadsMixin(SqliteBase):
                                 (channel_id, thread_ts)).fetchone():
                 return False
             conn.executemany(_UPSERT, [
-                (channel_id, m.ts, thread_ts, m.user_id, m.bot_id, m.text, json.dumps(list(m.file_names)))
+                (channel_id, m.ts, thread_ts, m.user_id, m.bot_id, m.text, json.dumps(list(m.file_names)), m.tokens)
                 for m in messages])
             if advance_synced and messages:
                 synced_ts = max(m.ts for m in messages)
@@ -102,8 +123,9 @@ class ThreadsMixin(SqliteBase):
         """An edit: the recorded text and files change, if the message was recorded."""
         with self.transaction() as conn:
             return conn.execute(
-                "UPDATE slack_thread_messages SET text = ?, file_names_json = ? WHERE channel_id = ? AND ts = ?",
-                (message.text, json.dumps(list(message.file_names)), channel_id, message.ts)).rowcount > 0
+                "UPDATE slack_thread_messages SET text = ?, file_names_json = ?, tokens = ? WHERE channel_id = ? AND ts = ?",
+                (message.text, json.dumps(list(message.file_names)), message.tokens, channel_id,
+                 message.ts)).rowcount > 0
 
     async def delete_thread_message(self, channel_id: str, ts: str) -> bool:
         with self.transaction() as conn:
@@ -114,8 +136,9 @@ class ThreadsMixin(SqliteBase):
                               limit: int = 2000) -> list[ThreadMessage]:
         """The newest `limit` recorded messages after `after_ts` not yet shown to the model, oldest first."""
         rows = self.rows(
-            "SELECT ts, user_id, text, file_names_json, bot_id FROM slack_thread_messages"
+            "SELECT ts, user_id, text, file_names_json, bot_id, tokens FROM slack_thread_messages"
             " WHERE channel_id = ? AND thread_ts = ? AND ts > ? AND shown = 0 ORDER BY ts DESC LIMIT ?",
             (channel_id, thread_ts, after_ts or "", limit))
-        return [ThreadMessage(ts=r[0], user_id=r[1], text=r[2], file_names=tuple(json.loads(r[3])), bot_id=r[4])
+        return [ThreadMessage(ts=r[0], user_id=r[1], text=r[2], file_names=tuple(json.loads(r[3])), bot_id=r[4],
+                              tokens=r[5])
                 for r in reversed(rows)]
