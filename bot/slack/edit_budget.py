@@ -1,16 +1,41 @@
 """One workspace-wide budget for chat.update: a token bucket shared by every reply in flight.
 
 Slack rate-limits chat.update per workspace (Tier 3, about 50 a minute with bursts), not per message.
-Intermediate edits only take a token when one is spare; final edits wait for one and go first. A 429
-pauses the whole bucket for its Retry-After, so one reply's 429 slows every reply instead of each
-reply hammering Slack on its own.
+Final edits wait for a token and go first. Progress edits only take a token the finals of the answers
+in flight will not need by the time they finish (bot/slack/edit_forecast.py decides which edits spend;
+this module keeps the tokens). A 429 pauses the whole bucket for its Retry-After, so one reply's 429
+slows every reply instead of each reply hammering Slack on its own.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+from bot.slack.edit_forecast import progress_may_spend
+
+log = logging.getLogger(__name__)
+
+# A final that waits this long means the bucket, not the model, decides when answers land. Said after
+# a moment rather than at the first wait so the log line carries the whole queue, not its first few.
+BOTTLENECK_AFTER_S = 1.0
+
+
+class InFlight:
+    """One answer being streamed: its final edit will need a token when it finishes."""
+
+    def __init__(self, budget: "EditBudget"):
+        self._budget = budget
+        self.ends_at: float | None = None  # the earliest it may finish (budget clock); None: any moment
+
+    def expect_end(self, at: float | None) -> None:
+        self.ends_at = at
+
+    def finished(self) -> None:
+        """The answer is done streaming: its final now asks for its token through acquire()."""
+        self._budget._in_flight.pop(id(self), None)
 
 
 class EditBudget:
@@ -18,14 +43,15 @@ class EditBudget:
                  clock: Callable[[], float] = time.monotonic):
         self.rate = per_minute / 60.0
         self.burst = float(burst)
-        # Tokens intermediate edits leave alone, so answers that finish together land at once
-        # instead of queueing behind progress edits that used up the burst.
+        # Tokens progress edits always leave alone, on top of what the forecast keeps for finals.
         self.reserve_for_finals = reserve_for_finals
         self._tokens = float(burst)
         self._clock = clock
         self._updated = clock()
         self._paused_until = 0.0
         self._finals_waiting = 0
+        self._in_flight: dict[int, InFlight] = {}
+        self._bottleneck_logged = False
         self.rate_limited = 0  # 429s reported, for the bench and the logs
 
     def _refill(self) -> None:
@@ -34,20 +60,37 @@ class EditBudget:
             self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
             self._updated = now
 
+    def answer_started(self) -> InFlight:
+        """Count an answer in flight until its `finished()`: progress edits leave a token for its final."""
+        answer = InFlight(self)
+        self._in_flight[id(answer)] = answer
+        return answer
+
+    def _final_ends(self, now: float) -> list[float]:
+        """When the finals will ask for their tokens, as offsets from now (0: waiting, or any moment)."""
+        ends = [0.0] * self._finals_waiting
+        ends += [0.0 if a.ends_at is None else max(a.ends_at - now, 0.0) for a in self._in_flight.values()]
+        return ends
+
     def try_acquire(self) -> bool:
-        """Take a token for an intermediate edit if one is spare; never waits."""
+        """Take a token for a progress edit if no final needs it; never waits."""
         self._refill()
-        if self._clock() < self._paused_until:
+        now = self._clock()
+        if now < self._paused_until:
             return False
         # Keep a token back for every final edit that is waiting: finals go first.
-        if self._tokens >= 1 + self._finals_waiting + self.reserve_for_finals:
-            self._tokens -= 1
-            return True
-        return False
+        if self._tokens < 1 + self._finals_waiting + self.reserve_for_finals:
+            return False
+        if not progress_may_spend(self._tokens - self.reserve_for_finals, rate=self.rate, burst=self.burst,
+                                  paused_for=0.0, ends=self._final_ends(now)):
+            return False
+        self._tokens -= 1
+        return True
 
     async def acquire(self) -> None:
-        """Wait for a token for a final edit (priority over intermediate edits)."""
+        """Wait for a token for a final edit (priority over progress edits)."""
         self._finals_waiting += 1
+        asked = self._clock()
         try:
             while True:
                 self._refill()
@@ -55,10 +98,20 @@ class EditBudget:
                 if now >= self._paused_until and self._tokens >= 1:
                     self._tokens -= 1
                     return
+                if now - asked >= BOTTLENECK_AFTER_S:
+                    self._say_bottleneck()
                 wait = max(self._paused_until - now, (1 - self._tokens) / self.rate, 0.01)
                 await asyncio.sleep(min(wait, 1.0))
         finally:
             self._finals_waiting -= 1
+            if self._finals_waiting == 0:
+                self._bottleneck_logged = False  # the queue drained: the next backlog is news again
+
+    def _say_bottleneck(self) -> None:
+        if not self._bottleneck_logged:
+            self._bottleneck_logged = True
+            log.warning("chat.update budget is the bottleneck: %d final edits waiting, %d answers in flight, "
+                        "%.0f a minute", self._finals_waiting, len(self._in_flight), self.rate * 60)
 
     def pause(self, retry_after_s: float) -> None:
         """Slack said 429: stop every edit until Retry-After has passed, and start with an empty bucket."""
@@ -67,12 +120,20 @@ class EditBudget:
         self._tokens = 0.0
         self._updated = max(self._updated, self._paused_until)
 
+    def report(self) -> dict[str, float | int]:
+        """The budget's state for /healthz."""
+        self._refill()
+        return {"tokens": round(self._tokens, 2), "finals_waiting": self._finals_waiting,
+                "answers_in_flight": len(self._in_flight), "per_minute": round(self.rate * 60, 1),
+                "burst": int(self.burst), "paused_for_s": round(max(self._paused_until - self._clock(), 0.0), 2),
+                "rate_limited": self.rate_limited}
+
 
 @dataclass(frozen=True)
 class EditBudgets:
     """The workspace budgets every reply in flight shares, one per rate-limited method."""
 
-    # Tier 3 (about 50 a minute); 10 tokens stay for final edits, so answers finishing together land at once.
-    chat_update: EditBudget = field(default_factory=lambda: EditBudget(per_minute=50, burst=20, reserve_for_finals=10))
+    # Tier 3 (about 50 a minute); progress edits leave the tokens the finals in flight will need.
+    chat_update: EditBudget = field(default_factory=lambda: EditBudget(per_minute=50, burst=20))
     # chat.appendStream (THREADBOT_STREAMING=native) has its own workspace rate: Tier 4.
     append_stream: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100, burst=20))

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import Failure
 from bot.messages import ToolUseBlock
-from bot.slack.edit_budget import EditBudget
+from bot.slack.edit_budget import EditBudget, InFlight
 from bot.slack.mrkdwn import IncrementalRenderer, escape_mrkdwn, failure_text, to_mrkdwn
 from bot.slack.split import split_message
 from bot.slack.web_api import call
@@ -51,7 +51,7 @@ class SlackReply:
     Text arrives as Markdown deltas and is rendered to mrkdwn incrementally (only the last block is
     re-parsed per edit), then split into parts; earlier parts are final once a later part exists.
     Intermediate edits are skipped (and coalesced into the next one) when the shared EditBudget has no
-    spare token; the final edit always waits its turn, so the complete text is never lost.
+    token that the finals of the answers in flight will not need; the final edit always waits its turn, so the complete text is never lost.
 
     With `status` (an assistant thread) no placeholder is posted: the panel's status line says
     "is thinking…" and tool progress, and the first message appears with the first text.
@@ -92,6 +92,7 @@ class SlackReply:
         self._last_edit = 0.0
         self._closed = False
         self._flusher: asyncio.Task[None] | None = None
+        self._in_flight: InFlight | None = None  # counted by the budget until the final edit asks
         self._send_lock = asyncio.Lock()
 
     # --- what the agent calls ---------------------------------------------------------------
@@ -127,6 +128,8 @@ class SlackReply:
     async def say(self, text: str) -> None:
         """A one-off message in the thread (help, limits), not streamed."""
         self._closed = True
+        if self._in_flight is not None:
+            self._in_flight.finished()
         response = await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts,
                               text=to_mrkdwn(text))
         self.parts.append(_Part(ts=response["ts"], text=text))
@@ -181,11 +184,15 @@ class SlackReply:
             self._dirty = True
 
     def _start_flusher(self) -> None:
+        # From here the budget keeps a token for this answer's final when progress edits would take it.
+        self._in_flight = self.budget.answer_started()
         self._last_edit = time.monotonic()
         self._flusher = asyncio.create_task(self._flush_loop())
 
     async def _close(self, rendered: str, *, extra_blocks: list[dict[str, Any]] | None = None) -> None:
         self._closed = True
+        if self._in_flight is not None:
+            self._in_flight.finished()  # the final now queues in acquire() with the other finals
         if self._flusher is not None:
             # Never cancel an edit in flight: Slack may have applied it (a posted part we would not
             # know about would show up twice). Holding the lock, the flusher is asleep or queued.

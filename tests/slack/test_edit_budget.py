@@ -49,3 +49,73 @@ async def test_final_acquire_waits_for_a_token():
     started = loop.time()
     await budget.acquire()
     assert loop.time() - started >= 0.05  # had to wait for the refill
+
+
+# --- finals first, by forecast ------------------------------------------------------------------
+
+def test_few_answers_in_flight_leave_progress_edits_as_they_were():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=20, clock=clock)
+    answers = [budget.answer_started() for _ in range(2)]
+    # 20 tokens, two finals to come: progress edits may take all but the two.
+    assert sum(budget.try_acquire() for _ in range(25)) == 18
+    assert budget.try_acquire() is False
+    clock.now += 1.0  # the refill goes to progress again
+    assert budget.try_acquire() is True
+    for answer in answers:
+        answer.finished()
+    assert budget.try_acquire() is True  # nothing left to keep back once the finals are out of the count
+
+
+def test_many_answers_in_flight_stop_progress_edits_before_any_final_waits():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=20, clock=clock)
+    for _ in range(25):
+        budget.answer_started()
+    assert budget.try_acquire() is False  # 25 finals may come at any moment: all 20 tokens are theirs
+    clock.now += 30.0
+    assert budget.try_acquire() is False  # the bucket is capped at 20: still short of 25
+
+
+def test_a_later_forecast_end_lets_progress_spend_the_refill_before_it():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=5, clock=clock)  # one token a second, at most 5
+    for _ in range(5):
+        budget.answer_started().expect_end(clock.now + 3.0)
+    # By +3 s the bucket refills to 5 from 2 tokens: three spent now cost the finals nothing; a fourth would.
+    assert [budget.try_acquire() for _ in range(4)] == [True, True, True, False]
+
+
+def test_a_waiting_final_and_an_answer_in_flight_both_keep_their_token():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=3, clock=clock)
+    budget._finals_waiting = 1
+    budget.answer_started()
+    assert budget.try_acquire() is True  # 3 tokens: one spare
+    assert budget.try_acquire() is False
+
+
+async def test_the_bottleneck_is_logged_once_with_the_queue_length(caplog):
+    clock = Clock()
+    budget = EditBudget(per_minute=60 * 20, burst=1, clock=clock)  # 20 a second, no burst to speak of
+    await budget.acquire()
+    finals = [asyncio.create_task(budget.acquire()) for _ in range(5)]
+    await asyncio.sleep(0.02)
+    assert budget.report()["finals_waiting"] == 5 and not caplog.records
+    while not all(f.done() for f in finals):
+        clock.now += 1.1  # one token (the bucket holds one), and every waiting final past a second
+        await asyncio.sleep(0.07)
+    said = [r.getMessage() for r in caplog.records if "bottleneck" in r.getMessage()]
+    assert len(said) == 1
+    assert "4 final edits waiting" in said[0]
+
+
+def test_report_shows_tokens_waiting_finals_and_answers_in_flight():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=4, clock=clock)
+    budget.answer_started()
+    assert budget.try_acquire() is True
+    report = budget.report()
+    assert report["tokens"] == 3 and report["finals_waiting"] == 0 and report["answers_in_flight"] == 1
+    budget.pause(2.0)
+    assert budget.report()["paused_for_s"] == 2.0 and budget.report()["rate_limited"] == 1
