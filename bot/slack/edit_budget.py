@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 # A final that waits this long means the bucket, not the model, decides when answers land. Said after
 # a moment rather than at the first wait so the log line carries the whole queue, not its first few.
 BOTTLENECK_AFTER_S = 1.0
+# Slack counts an edit when it arrives, we when we send it: when calls' latency varies, Slack's bucket
+# can be a little behind ours. A final that found the bucket empty waits this much longer, once: a
+# constant lag behind the refill, not a cost per edit, that keeps a queue of finals clear of 429s.
+ARRIVAL_SKEW_S = 0.25
 
 
 class InFlight:
@@ -35,7 +40,7 @@ class InFlight:
 
     def finished(self) -> None:
         """The answer is done streaming: its final now asks for its token through acquire()."""
-        self._budget._in_flight.pop(id(self), None)
+        self._budget._in_flight.discard(self)
 
 
 class EditBudget:
@@ -50,7 +55,9 @@ class EditBudget:
         self._updated = clock()
         self._paused_until = 0.0
         self._finals_waiting = 0
-        self._in_flight: dict[int, InFlight] = {}
+        # Held weakly: a reply that is dropped without finishing (an error before its final) stops
+        # counting when it is collected, instead of keeping a token back for ever.
+        self._in_flight: weakref.WeakSet[InFlight] = weakref.WeakSet()
         self._bottleneck_logged = False
         self.rate_limited = 0  # 429s reported, for the bench and the logs
 
@@ -61,15 +68,16 @@ class EditBudget:
             self._updated = now
 
     def answer_started(self) -> InFlight:
-        """Count an answer in flight until its `finished()`: progress edits leave a token for its final."""
+        """Count an answer in flight until its `finished()` (or until the caller drops it): progress
+        edits leave a token for its final."""
         answer = InFlight(self)
-        self._in_flight[id(answer)] = answer
+        self._in_flight.add(answer)
         return answer
 
     def _final_ends(self, now: float) -> list[float]:
         """When the finals will ask for their tokens, as offsets from now (0: waiting, or any moment)."""
         ends = [0.0] * self._finals_waiting
-        ends += [0.0 if a.ends_at is None else max(a.ends_at - now, 0.0) for a in self._in_flight.values()]
+        ends += [0.0 if a.ends_at is None else max(a.ends_at - now, 0.0) for a in list(self._in_flight)]
         return ends
 
     def try_acquire(self) -> bool:
@@ -91,16 +99,18 @@ class EditBudget:
         """Wait for a token for a final edit (priority over progress edits)."""
         self._finals_waiting += 1
         asked = self._clock()
+        need = 1.0
         try:
             while True:
                 self._refill()
                 now = self._clock()
-                if now >= self._paused_until and self._tokens >= 1:
+                if now >= self._paused_until and self._tokens >= need:
                     self._tokens -= 1
                     return
+                need = min(1.0 + self.rate * ARRIVAL_SKEW_S, self.burst)
                 if now - asked >= BOTTLENECK_AFTER_S:
                     self._say_bottleneck()
-                wait = max(self._paused_until - now, (1 - self._tokens) / self.rate, 0.01)
+                wait = max(self._paused_until - now, (need - self._tokens) / self.rate, 0.01)
                 await asyncio.sleep(min(wait, 1.0))
         finally:
             self._finals_waiting -= 1

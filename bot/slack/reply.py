@@ -92,7 +92,9 @@ class SlackReply:
         self._last_edit = 0.0
         self._closed = False
         self._flusher: asyncio.Task[None] | None = None
-        self._in_flight: InFlight | None = None  # counted by the budget until the final edit asks
+        # Counted by the budget from the moment the question is taken (so a burst of questions is
+        # known before any of them streams) until the final edit asks for its token.
+        self._in_flight: InFlight = budget.answer_started()
         self._send_lock = asyncio.Lock()
 
     # --- what the agent calls ---------------------------------------------------------------
@@ -128,8 +130,7 @@ class SlackReply:
     async def say(self, text: str) -> None:
         """A one-off message in the thread (help, limits), not streamed."""
         self._closed = True
-        if self._in_flight is not None:
-            self._in_flight.finished()
+        self._in_flight.finished()
         response = await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts,
                               text=to_mrkdwn(text))
         self.parts.append(_Part(ts=response["ts"], text=text))
@@ -184,15 +185,12 @@ class SlackReply:
             self._dirty = True
 
     def _start_flusher(self) -> None:
-        # From here the budget keeps a token for this answer's final when progress edits would take it.
-        self._in_flight = self.budget.answer_started()
         self._last_edit = time.monotonic()
         self._flusher = asyncio.create_task(self._flush_loop())
 
     async def _close(self, rendered: str, *, extra_blocks: list[dict[str, Any]] | None = None) -> None:
         self._closed = True
-        if self._in_flight is not None:
-            self._in_flight.finished()  # the final now queues in acquire() with the other finals
+        self._in_flight.finished()  # the final now queues in acquire() with the other finals
         if self._flusher is not None:
             # Never cancel an edit in flight: Slack may have applied it (a posted part we would not
             # know about would show up twice). Holding the lock, the flusher is asleep or queued.

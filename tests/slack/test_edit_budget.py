@@ -70,18 +70,20 @@ def test_few_answers_in_flight_leave_progress_edits_as_they_were():
 def test_many_answers_in_flight_stop_progress_edits_before_any_final_waits():
     clock = Clock()
     budget = EditBudget(per_minute=60, burst=20, clock=clock)
-    for _ in range(25):
-        budget.answer_started()
+    answers = [budget.answer_started() for _ in range(25)]
     assert budget.try_acquire() is False  # 25 finals may come at any moment: all 20 tokens are theirs
     clock.now += 30.0
     assert budget.try_acquire() is False  # the bucket is capped at 20: still short of 25
+    del answers  # dropped without finishing (an error before the final): they stop counting
+    assert budget.try_acquire() is True
 
 
 def test_a_later_forecast_end_lets_progress_spend_the_refill_before_it():
     clock = Clock()
     budget = EditBudget(per_minute=60, burst=5, clock=clock)  # one token a second, at most 5
-    for _ in range(5):
-        budget.answer_started().expect_end(clock.now + 3.0)
+    answers = [budget.answer_started() for _ in range(5)]
+    for answer in answers:
+        answer.expect_end(clock.now + 3.0)
     # By +3 s the bucket refills to 5 from 2 tokens: three spent now cost the finals nothing; a fourth would.
     assert [budget.try_acquire() for _ in range(4)] == [True, True, True, False]
 
@@ -90,9 +92,12 @@ def test_a_waiting_final_and_an_answer_in_flight_both_keep_their_token():
     clock = Clock()
     budget = EditBudget(per_minute=60, burst=3, clock=clock)
     budget._finals_waiting = 1
-    budget.answer_started()
+    answer = budget.answer_started()
     assert budget.try_acquire() is True  # 3 tokens: one spare
     assert budget.try_acquire() is False
+    answer.finished()
+    clock.now += 1.0
+    assert budget.try_acquire() is True
 
 
 async def test_the_bottleneck_is_logged_once_with_the_queue_length(caplog):
@@ -113,9 +118,11 @@ async def test_the_bottleneck_is_logged_once_with_the_queue_length(caplog):
 def test_report_shows_tokens_waiting_finals_and_answers_in_flight():
     clock = Clock()
     budget = EditBudget(per_minute=60, burst=4, clock=clock)
-    budget.answer_started()
+    answer = budget.answer_started()
     assert budget.try_acquire() is True
     report = budget.report()
     assert report["tokens"] == 3 and report["finals_waiting"] == 0 and report["answers_in_flight"] == 1
+    answer.finished()
+    assert budget.report()["answers_in_flight"] == 0
     budget.pause(2.0)
     assert budget.report()["paused_for_s"] == 2.0 and budget.report()["rate_limited"] == 1
