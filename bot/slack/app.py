@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.config import Settings
 from bot.services import Services
 from bot.slack.dedupe import Dedupe
-from bot.slack.edit_budget import EditBudgets
+from bot.slack.edit_budget import EditBudget, EditBudgets
 from bot.slack.health import LoopLagMonitor, peak_rss_mb
 from bot.slack.listeners import register_all
 from bot.slack.listeners.events import answered_as
@@ -48,7 +48,8 @@ def build_app(services: Services, budgets: EditBudgets | None = None) -> AsyncAp
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT."""
     services = await Services.create(settings)
-    app = build_app(services)
+    budgets = EditBudgets()
+    app = build_app(services, budgets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -57,7 +58,7 @@ async def serve(settings: Settings) -> None:
         if settings.socket_mode:
             await _serve_socket_mode(app, settings, stop)
         else:
-            await _serve_http(app, settings, stop)
+            await _serve_http(app, settings, stop, budgets.chat_update)
     finally:
         await services.conversations.drain(SHUTDOWN_GRACE_S)
         await services.aclose()
@@ -75,7 +76,7 @@ async def _serve_socket_mode(app: AsyncApp, settings: Settings, stop: asyncio.Ev
     await handler.close_async()
 
 
-async def _serve_http(app: AsyncApp, settings: Settings, stop: asyncio.Event) -> None:
+async def _serve_http(app: AsyncApp, settings: Settings, stop: asyncio.Event, budget: EditBudget) -> None:
     web_app = app.web_app(path="/slack/events", port=settings.port)
 
     lag = LoopLagMonitor()
@@ -83,7 +84,8 @@ async def _serve_http(app: AsyncApp, settings: Settings, stop: asyncio.Event) ->
 
     async def healthz(request: web.Request) -> web.Response:
         body = {"ok": True, "loop_lag_p50_ms": lag.percentile_ms(50), "loop_lag_p99_ms": lag.percentile_ms(99),
-                "loop_lag_max_ms": lag.percentile_ms(100), "peak_rss_mb": peak_rss_mb()}
+                "loop_lag_max_ms": lag.percentile_ms(100), "peak_rss_mb": peak_rss_mb(),
+                "edit_budget": budget.report()}  # tokens, waiting finals: is chat.update the bottleneck?
         if request.query.get("reset") == "1":  # benchmarks measure one phase at a time
             lag.reset()
         return web.json_response(body)

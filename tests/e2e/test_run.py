@@ -218,3 +218,24 @@ async def test_start_answer_and_stop_log_no_warnings(fakes, tmp_path, socket_mod
     assert "threadbot stopped" in log  # the log is the process's whole life
     warnings = [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line]
     assert not warnings, log
+
+
+async def test_healthz_reports_the_edit_budget_while_an_answer_streams(fakes, http_bot):
+    import json
+    import urllib.request
+
+    def budget() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_bot.port}/healthz", timeout=5) as response:
+            return json.loads(response.read())["edit_budget"]
+
+    slack, model = fakes
+    model.add(Reply.text(ANSWER, chunk_chars=4, token_delay_s=0.06))  # ~2.5 s of streaming
+    event = fs.app_mention("what is Lisbon like?")
+    await deliver(slack, http_bot, event)
+    await slack.wait_for(lambda: replies(slack, fs.CHANNEL_ID, event["ts"]) or None, what="the placeholder")
+    during = await asyncio.to_thread(budget)
+    assert during["answers_in_flight"] == 1 and during["finals_waiting"] == 0
+    assert during["burst"] == 20 and 0 <= during["tokens"] <= 20
+    await final_reply(slack, fs.CHANNEL_ID, event["ts"], to_mrkdwn(ANSWER))
+    after = await asyncio.to_thread(budget)
+    assert after["answers_in_flight"] == 0 and after["rate_limited"] == 0
