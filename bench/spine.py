@@ -6,7 +6,8 @@ Measured in one run, against loopback fakes of Slack and the model:
 2. 100 concurrent conversations: all complete, event-loop lag p99 in the bot process, peak RSS.
 
 Targets (issue 2): first post ≤ 100 ms; final edit ≤ one edit interval (1 s) after the last token;
-100 concurrent complete with loop lag p99 < 50 ms. Peers (shared/reference/peers.md): event → placeholder
+100 concurrent complete. Issue 17: the burst of 100 new conversations keeps the loop's lag max < 100 ms
+and p99 < 20 ms (before: one ~0.5 s stall while the model SDK opened ~100 connections at once). Peers (shared/reference/peers.md): event → placeholder
 3.3–3.45 ms median on loopback; 5 answers in parallel.
 
     .venv/bin/python bench/spine.py
@@ -101,7 +102,8 @@ async def main() -> None:
             print(f"{CONCURRENT} concurrent conversations: {len(results)}/{CONCURRENT} complete in {elapsed:.1f} s "
                   f"(model stream {stream_ms / 1000:.1f} s each; final edits share Slack's ~50/min chat.update budget)")
             print(f"  event-loop lag p50 {health['loop_lag_p50_ms']} ms, p99 {health['loop_lag_p99_ms']} ms "
-                  f"(target < 50 ms), max {health['loop_lag_max_ms']} ms")
+                  f"(target < 20 ms), max {health['loop_lag_max_ms']} ms (target < 100 ms)")
+            print(f"  edit budget after the burst: {health['edit_budget']}")
             print(f"  first post p50 {statistics.median(r['first_post_ms'] for r in results):.1f} ms, "
                   f"max {max(r['first_post_ms'] for r in results):.1f} ms")
             print(f"  peak RSS of the bot process {health['peak_rss_mb']} MB")

@@ -10,6 +10,7 @@ import anthropic
 import httpx2
 
 from bot.config import scrub
+from bot.llm.connections import spread_transport
 from bot.errors import (
     ConfigError,
     ModelError,
@@ -136,8 +137,11 @@ class AnthropicProvider:
         retry_budget_s: float = 30.0,
     ):
         # The SDK's own retries are off: it honours Retry-After without any cap.
+        # New connections open a few at a time (bot.llm.connections): a burst of questions stalls nothing.
+        transport = spread_transport()
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s,
+            **({"http_client": anthropic.DefaultAsyncHttpxClient(transport=transport)} if transport else {}),
         )
         self._secret = api_key or self._client.api_key
         if not (self._secret or self._client.auth_token or getattr(self._client, "_token_cache", None)):

@@ -11,6 +11,7 @@ import httpx2
 import openai
 
 from bot.config import scrub
+from bot.llm.connections import spread_transport
 from bot.errors import (
     ConfigError,
     ImagesNotSupported,
@@ -61,8 +62,11 @@ class OpenAIProvider:
         self.retry = RetryPolicy(max_retries=max_retries, max_wait_s=max_retry_wait_s, budget_s=retry_budget_s)
         self._api_key = api_key
         # The SDK's own retries would honour Retry-After without a bound; we retry ourselves instead.
+        # New connections open a few at a time (bot.llm.connections): a burst of questions stalls nothing.
+        transport = spread_transport()
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s,
+            **({"http_client": openai.DefaultAsyncHttpxClient(transport=transport)} if transport else {}),
         )
 
     async def aclose(self) -> None:
