@@ -26,3 +26,5 @@ class ToolContext:
     call_model: Callable[["ModelRequest"], Awaitable["MessageDone"]]
     # The Slack channel the user is looking at in the assistant panel, when known.
     viewing_channel_id: str | None = None
+    # The model this turn talks to (a channel may have its own); nested calls use it too.
+    model: str | None = None

@@ -6,7 +6,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.services import Services
 from bot.slack.approvals import SlackApprovals
 from bot.slack.edit_budget import EditBudgets
-from bot.slack.listeners import assistant, events, feedback, knowledge, usage
+from bot.slack.listeners import assistant, events, feedback, home, knowledge, threadbot, usage
 
 
 def register_all(app: AsyncApp, services: Services, budgets: EditBudgets) -> None:
@@ -14,5 +14,5 @@ def register_all(app: AsyncApp, services: Services, budgets: EditBudgets) -> Non
     approvals = SlackApprovals(timeout_s=services.settings.approval_timeout_s)
     approvals.register(app)
     events.register(app, services, budgets, approvals=approvals)
-    for module in (assistant, feedback, usage, knowledge):
+    for module in (assistant, feedback, usage, knowledge, threadbot, home):
         module.register(app, services)
