@@ -74,7 +74,8 @@ def spend_text(spent: Decimal, daily_usd: Decimal) -> str:
     if not daily_usd:
         return f"*Workspace spend today*: {format_cost(spent)} (no daily limit)"
     share = spent / daily_usd * 100
-    return f"*Workspace spend today*: {format_cost(spent)} of {format_cost(daily_usd)} ({share:.0f}% of the daily limit)"
+    return (f"*Workspace spend today*: {format_cost(spent)} of {format_cost(daily_usd)}"
+            f" ({share:.0f}% of the daily limit)")
 
 
 def channels_text(channels: list[ChannelSettings], *, default_model: str) -> str:
@@ -82,7 +83,8 @@ def channels_text(channels: list[ChannelSettings], *, default_model: str) -> str
         return "*Channel settings*\nEvery channel uses the defaults. Change one with `/threadbot` in it."
     lines = [f"*Channel settings* ({len(channels):,} channel{'s' if len(channels) != 1 else ''})"]
     for found in channels[:SHOWN_CHANNELS]:
-        details = " ".join(line.removeprefix("• ") + ";" for line in settings_lines(found, default_model=default_model))
+        lines_of = settings_lines(found, default_model=default_model)
+        details = " ".join(line.removeprefix("• ") + ";" for line in lines_of)
         lines.append(f"• <#{found.channel_id}>: {shorten(details, 300).rstrip(';')}")
     if len(channels) > SHOWN_CHANNELS:
         lines.append(f"…and {len(channels) - SHOWN_CHANNELS:,} more.")
