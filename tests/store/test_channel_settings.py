@@ -1,17 +1,18 @@
-"""Channel settings in the store: set, back to default, one change row per real change, newest first."""
+"""Channel settings in the store, on both backends: set, back to default, one change row per real change,
+newest first, and two admins at once (two replicas) each logging the value they replaced."""
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from bot.store import ChannelSettings, SettingChange
-from bot.store.sqlite import SqliteStore
+from tests.store.test_backends import second
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "c.db")
-    yield s
-    await s.close()
+async def store(any_store):
+    return any_store
 
 
 async def test_changes_are_stored_logged_with_old_and_new_and_listed_newest_first(store):
@@ -51,3 +52,18 @@ async def test_an_unknown_field_is_refused_and_writes_nothing(store):
     with pytest.raises(ValueError, match="unknown channel setting"):
         await store.change_channel_settings("C1", team_id="T1", user_id="UA", changes={"persona": "x"})
     assert await store.channel_setting_changes("C1") == []
+
+
+async def test_two_replicas_changing_one_channel_at_once_log_a_consistent_chain(store):
+    other = await second(store)
+    try:
+        await asyncio.gather(*(s.change_channel_settings("C1", team_id="T1", user_id=f"U{i}",
+                                                         changes={"model": f"model-{i}"})
+                               for i, s in enumerate([store, other] * 4)))
+        chain = list(reversed(await other.channel_setting_changes("C1", limit=100)))
+        assert len(chain) == 8 and chain[0].old is None
+        # Each change replaced exactly the value the one before it set: none was lost in a race.
+        assert all(later.old == earlier.new for earlier, later in zip(chain, chain[1:]))
+        assert (await store.channel_settings("C1")).model == chain[-1].new
+    finally:
+        await other.close()

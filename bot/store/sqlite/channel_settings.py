@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
-from typing import Mapping, Sequence
+from typing import Mapping
 
-from bot.store.records import SETTING_FIELDS, ChannelSettings, SettingChange, SettingField
+from bot.store.channel_rows import check_changes, settings_from_row
+from bot.store.records import SETTING_FIELDS, ChannelSettings, SettingChange
 from bot.store.sqlite.base import SqliteBase
 
 # Values cross the interface as text, the same text the change log keeps: tools as comma-separated
@@ -39,22 +40,6 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 _COLUMNS = "channel_id, prompt, model, tools, autoanswer, updated_by, updated_at"
-
-
-def settings_from_row(row: Sequence[object]) -> ChannelSettings:
-    channel_id, prompt, model, tools, autoanswer, updated_by, updated_at = row
-    return ChannelSettings(
-        channel_id=str(channel_id), prompt=prompt, model=model,  # type: ignore[arg-type]
-        tools=tuple(name for name in str(tools).split(",") if name) if tools is not None else None,
-        autoanswer=autoanswer == "on", updated_by=updated_by,  # type: ignore[arg-type]
-        updated_at=float(updated_at) if updated_at is not None else None,  # type: ignore[arg-type]
-    )
-
-
-def check_changes(changes: Mapping[str, str | None]) -> None:
-    unknown = set(changes) - set(SETTING_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown channel setting(s): {', '.join(sorted(unknown))}")
 
 
 class ChannelSettingsMixin(SqliteBase):
