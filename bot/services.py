@@ -74,7 +74,7 @@ class Services:
             self._stop_reembedding.set()  # the rest moves at the next start
             await asyncio.wait([self.reembedding])
         await self.http.close()
-        await self.provider.aclose()
+        await self.conversations.providers.aclose()  # THREADBOT_MODEL's provider and any a channel needed
         await self.store.close()
 
 

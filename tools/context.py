@@ -57,3 +57,5 @@ class ToolContext:
     viewing_channel_id: str | None = None
     # Reads the current conversation's recent messages; None on surfaces without one (the console).
     reader: ConversationReader | None = None
+    # The model this turn talks to (a channel may have its own); nested calls use it too.
+    model: str | None = None

@@ -81,7 +81,7 @@ async def _extract(ctx: ToolContext, kind: str, text: str, record_model: type[Ba
     for attempt in range(2):
         done = await ctx.call_model(
             ModelRequest(
-                model=ctx.settings.model,
+                model=ctx.model or ctx.settings.model,
                 system=SYSTEM_PROMPT.format(tool=tool_name),
                 messages=list(messages),
                 max_tokens=EXTRACTION_MAX_TOKENS,

@@ -169,9 +169,30 @@ class Registry:
         mcp = [t.name for t in self._mcp.tools if t.name not in self._tools] if self._mcp is not None else []
         return sorted([*self._tools, *mcp])
 
-    def specs(self) -> list[ToolSpec]:
-        """The tools as the model sees them, in a stable order (keeps the prompt cache warm)."""
-        return [self._spec(name) for name in self.names]
+    @property
+    def servers(self) -> list[str]:
+        """The configured MCP servers (running or not): naming one offers all of its tools."""
+        return sorted(status.name for status in self._mcp.status()) if self._mcp is not None else []
+
+    def select(self, names: Iterable[str] | None = None) -> list[str]:
+        """The tool names a selection offers, in `names`' stable order: each item a built-in or MCP tool
+        name, or an MCP server's name for every tool it has now; None offers every tool."""
+        if names is None:
+            return self.names
+        wanted = set(names)
+
+        def chosen(name: str) -> bool:
+            if name in wanted:
+                return True
+            mcp_tool = self._mcp.get(name) if self._mcp is not None and name not in self._tools else None
+            return mcp_tool is not None and mcp_tool.server in wanted
+
+        return [name for name in self.names if chosen(name)]
+
+    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]:
+        """The tools as the model sees them (all, or a selection: see select), in a stable order (keeps
+        the prompt cache warm)."""
+        return [self._spec(name) for name in self.select(names)]
 
     def _spec(self, name: str) -> ToolSpec:
         found = self._tools.get(name)

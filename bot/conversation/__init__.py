@@ -16,13 +16,15 @@ from bot.accounting.limits import check_and_reserve
 from bot.accounting.meter import Attribution, Meter
 from bot.config import Settings
 from bot.conversation.agent import Agent, ReplySink
+from bot.conversation.channels import ChannelAgents
 from bot.conversation.approvals import Approve
 from bot.conversation.history import repair
 from bot.conversation.media import Attachment, document_blocks, image_blocks, with_image_data, without_images
 from bot.conversation.transcript import Counted, Transcript
-from bot.errors import Failure, ImagesNotSupported, Interrupted, LimitExceeded, failure_for
+from bot.errors import ConfigError, Failure, ImagesNotSupported, Interrupted, LimitExceeded, failure_for
 from bot.llm import catalog
 from bot.llm.base import Provider
+from bot.llm.providers import Providers
 from bot.llm.tokens import count_message_tokens, count_text_tokens
 from bot.messages import Message, TextBlock
 from bot.store import Store
@@ -48,7 +50,7 @@ class Turn:
     user_id: str
     text: str
     ts: str
-    surface: str  # "mention" | "dm" | "assistant" | "shortcut" | "console"
+    surface: str  # "mention" | "autoanswer" | "dm" | "assistant" | "shortcut" | "console"
     viewing_channel_id: str | None = None
     files: list[dict[str, Any]] = field(default_factory=list)
     thread: ThreadSource | None = None  # a channel thread: what others wrote there joins the question
@@ -79,7 +81,7 @@ class Conversations:
     """Answers turns. Different threads run concurrently; turns within one thread run in order."""
 
     def __init__(self, *, settings: Settings, store: Store, provider: Provider, model: str,
-                 registry: Registry, http: aiohttp.ClientSession):
+                 registry: Registry, http: aiohttp.ClientSession, providers: Providers | None = None):
         self.settings = settings
         self.store = store
         self.provider = provider
@@ -90,6 +92,9 @@ class Conversations:
             registry, max_rounds=settings.max_tool_rounds, tool_timeout_s=settings.tool_timeout_s,
             max_tokens=settings.max_tokens, system_prompt=settings.system_prompt, model=model,
         )
+        # A channel's own model may need another provider; THREADBOT_MODEL's is the one given.
+        self.providers = providers or Providers(settings, default=provider)
+        self.channels = ChannelAgents(settings=settings, store=store, registry=registry, providers=self.providers)
         self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._waiting: dict[tuple[str, str], int] = defaultdict(int)
         self._active: set[asyncio.Task[None]] = set()
@@ -128,59 +133,68 @@ class Conversations:
         conversation_id = await self.store.conversation_id(
             team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts, user_id=turn.user_id)
         stored = await self.store.history(conversation_id)
+        try:
+            setup = await self.channels.setup(turn.channel_id)
+        except ConfigError as exc:  # a channel's model whose API key was removed since it was chosen
+            await reply.fail(failure_for(exc, log=log, doing="turn", generic=GENERIC_FAILURE))
+            return
+        model = setup.profile.model
         text_tokens: int | None = None
         if turn.thread is not None:
             # Thread context may take half of what the window leaves; older turns of history give way.
-            room = input_budget(model=self.model, max_tokens=self.settings.max_tokens) // 2
+            room = input_budget(model=model, max_tokens=self.settings.max_tokens) // 2
+            fixed = self.agent.fixed_tokens_for(setup.profile)
             text, context = await question_with_context(
                 turn.thread, question=text, question_ts=turn.ts, asker_id=turn.user_id,
-                budget_tokens=room - self.agent.fixed_tokens - count_text_tokens(text))
-            text_tokens = user_message_tokens(text, context, model=self.model)  # the context was counted once already
+                budget_tokens=room - fixed - count_text_tokens(text))
+            text_tokens = user_message_tokens(text, context, model=model)  # the context was counted once already
         images, notes = await image_blocks(turn.attachments, store=self.store, max_images=self.settings.max_images)
         notes = [*turn.notices, *notes]
         if not text and not images:  # only images, none readable: the sentences say why
             await reply.finish(notice=" ".join(notes))
             return
-        documents, document_notes = await document_blocks(turn.documents, model=self.model,
+        documents, document_notes = await document_blocks(turn.documents, model=model,
                                                           max_tokens=self.settings.max_tokens)
         notes += document_notes
         stored_message = Message("user", [*images, *([TextBlock(text)] if text else [])])
         stored_tokens = (text_tokens if text_tokens is not None and not images
-                         else count_message_tokens(stored_message, model=self.model))
+                         else count_message_tokens(stored_message, model=model))
         await self.store.append_messages(conversation_id, [stored_message], token_counts=[stored_tokens],
                                          user_id=turn.user_id, slack_ts=turn.ts)
         # Whole documents go with this turn only; history keeps the question (the knowledge base keeps the file).
         user_message = Message("user", [*documents, *stored_message.content])
-        user_tokens = count_message_tokens(user_message, model=self.model) if documents else stored_tokens
+        user_tokens = count_message_tokens(user_message, model=model) if documents else stored_tokens
         history = await with_image_data([m.message for m in stored], self.store)
         entries = [Counted(m, row.token_count) for m, row in zip(history, stored)] + [Counted(user_message, user_tokens)]
         originals = [entry.message for entry in entries]
         repaired = repair(originals)
         if repaired != originals:  # rare (a crash or an old bug): the repaired messages are counted when needed
             entries = [Counted(m, None) for m in repaired]
-        vision = catalog.capabilities(self.model).vision
+        vision = catalog.capabilities(model).vision
         if not vision and any(entry.message.images for entry in entries):
             entries = _text_only(entries)
             if images:
                 notes.append(NO_VISION)
-        meter = Meter(self.store, self.provider, Attribution(
+        meter = Meter(self.store, setup.provider, Attribution(
             team_id=turn.team_id, user_id=turn.user_id, channel_id=turn.channel_id,
             thread_ts=turn.thread_ts, surface=turn.surface))
         ctx = ToolContext(
             user_id=turn.user_id, team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts,
             store=self.store, http=self.http, settings=self.settings, call_model=meter.complete,
-            viewing_channel_id=turn.viewing_channel_id, reader=turn.reader,
+            viewing_channel_id=turn.viewing_channel_id, reader=turn.reader, model=model,
         )
         try:
             try:
                 outcome = await self.agent.run(Transcript(self.store, conversation_id, entries), ctx=ctx,
-                                               reply=reply, stream=meter.stream, approve=approve)
+                                               reply=reply, stream=meter.stream, approve=approve,
+                                               profile=setup.profile)
             except ImagesNotSupported as exc:
                 # The catalog thought this model reads images; its 400 says otherwise. Answer the text.
-                log.info("model %s takes no images (%s); answering without them", self.model, exc)
+                log.info("model %s takes no images (%s); answering without them", model, exc)
                 notes.append(exc.user_message())
                 outcome = await self.agent.run(Transcript(self.store, conversation_id, _text_only(entries)),
-                                               ctx=ctx, reply=reply, stream=meter.stream, approve=approve)
+                                               ctx=ctx, reply=reply, stream=meter.stream, approve=approve,
+                                               profile=setup.profile)
         except asyncio.CancelledError:
             # Shutting down mid-answer: tell the user and close the turn rather than leave "Thinking…".
             await self._fail(conversation_id, reply, Interrupted())

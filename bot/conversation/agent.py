@@ -33,6 +33,7 @@ ROUND_LIMIT_SENTENCE = ToolRoundLimit().user_message()
 CUT_OFF_SENTENCE = "This answer was cut off because it reached the length limit."
 NOT_RUN_CUT_OFF = "Not run: the response was cut off before this call was complete."
 NO_ANSWER = "(no answer)"
+NOT_OFFERED = "The tool {name} is not available in this channel."
 
 
 class ReplySink(Protocol):
@@ -50,6 +51,16 @@ class TurnOutcome:
     stop_reason: str  # the last call's stop_reason, or "round_limit"
     rounds: int  # model calls made in this turn
     notice: str | None  # a plain sentence for the user: round limit hit, answer cut off
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """What one turn offers the model: the model id to send, the system prompt, the tools (None: all).
+    A channel with its own settings (/threadbot) gets its own; the same profile gives the same prefix."""
+
+    model: str
+    system_prompt: str
+    tools: tuple[str, ...] | None = None
 
 
 class Agent:
@@ -74,7 +85,14 @@ class Agent:
         self.system_prompt = system_prompt
         self.model = model
         # What the system prompt and the tool definitions add to every request.
-        self.fixed_tokens = count_text_tokens(system_prompt) + count_tools_tokens(registry.specs())
+        self.fixed_tokens = self.fixed_tokens_for(self.default_profile)
+
+    @property
+    def default_profile(self) -> AgentProfile:
+        return AgentProfile(model=self.model, system_prompt=self.system_prompt)
+
+    def fixed_tokens_for(self, profile: AgentProfile) -> int:
+        return count_text_tokens(profile.system_prompt) + count_tools_tokens(self.registry.specs(profile.tools))
 
     async def run(
         self,
@@ -84,6 +102,7 @@ class Agent:
         reply: ReplySink,
         stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],
         approve: Approve | None = None,
+        profile: AgentProfile | None = None,
     ) -> TurnOutcome:
         """Run one turn. The transcript ends with the user's message; every message the turn produces is
         recorded as soon as it is complete (tool_use with its tool_result together), so the stored
@@ -91,8 +110,13 @@ class Agent:
 
         Model errors (bot.errors.ModelError) propagate: the caller closes the turn. Tool failures
         never do; they go back to the model as error results. A tool that acts runs only after
-        `approve` (the surface asking the user) said yes; without `approve` it does not run."""
-        specs = self.registry.specs()
+        `approve` (the surface asking the user) said yes; without `approve` it does not run. `profile`
+        (default: the agent's own) chooses the model, system prompt and tools on offer; a call to a tool
+        not on offer is answered with an error result, never run."""
+        profile = profile or self.default_profile
+        specs = self.registry.specs(profile.tools)
+        offered = frozenset(spec.name for spec in specs)
+        fixed_tokens = count_text_tokens(profile.system_prompt) + count_tools_tokens(specs)
         persist = transcript.record
         rounds = 0
         while True:
@@ -103,9 +127,10 @@ class Agent:
                 await persist([Message("assistant", [TextBlock(ROUND_LIMIT_SENTENCE)])])
                 return TurnOutcome(stop_reason="round_limit", rounds=rounds, notice=ROUND_LIMIT_SENTENCE)
             rounds += 1
-            window = transcript.window(model=self.model, max_tokens=self.max_tokens, fixed_tokens=self.fixed_tokens)
+            window = transcript.window(model=profile.model, max_tokens=self.max_tokens, fixed_tokens=fixed_tokens)
             request = ModelRequest(
-                model=self.model, system=self.system_prompt, messages=window.messages, max_tokens=self.max_tokens,
+                model=profile.model, system=profile.system_prompt, messages=window.messages,
+                max_tokens=self.max_tokens,
                 tools=specs, cache_history_at=window.cache_history_at,
                 estimated_input_tokens=window.estimated_input_tokens,
             )
@@ -127,7 +152,7 @@ class Agent:
             # Tool calls are answered whatever the stop_reason says: an unanswered tool_use would make
             # the stored history an invalid request.
             try:
-                results = await self._run_tools(ctx, tool_uses, reply, approve)
+                results = await self._run_tools(ctx, tool_uses, reply, approve, offered)
             except BaseException:
                 # Cancelled mid-tools (shutdown): keep the calls with an "interrupted" answer, so the
                 # thread keeps its tool context and stays valid; the caller closes the turn.
@@ -151,13 +176,18 @@ class Agent:
             raise ModelUnavailable("the model stream ended without a final message")
         return done
 
-    async def _run_tools(self, ctx: ToolContext, tool_uses: list[ToolUseBlock],
-                         reply: ReplySink, approve: Approve | None) -> list[ToolResultBlock]:
+    async def _run_tools(self, ctx: ToolContext, tool_uses: list[ToolUseBlock], reply: ReplySink,
+                         approve: Approve | None, offered: frozenset[str]) -> list[ToolResultBlock]:
         reply.tools_started(tool_uses)
         # gather keeps the order of tool_uses, which is the order the results must go back in.
-        return list(await asyncio.gather(*(self._run_one(ctx, u, approve) for u in tool_uses)))
+        return list(await asyncio.gather(*(self._run_one(ctx, u, approve, offered) for u in tool_uses)))
 
-    async def _run_one(self, ctx: ToolContext, tool_use: ToolUseBlock, approve: Approve | None) -> ToolResultBlock:
+    async def _run_one(self, ctx: ToolContext, tool_use: ToolUseBlock, approve: Approve | None,
+                       offered: frozenset[str]) -> ToolResultBlock:
+        if tool_use.name not in offered and tool_use.name in self.registry:
+            # Offered elsewhere (or earlier in the thread), not here: the channel's admins chose its tools.
+            log.info("tool %s (%s) is not offered here: not run", tool_use.name, tool_use.id)
+            return ToolResultBlock(tool_use.id, NOT_OFFERED.format(name=tool_use.name), True)
         if self.registry.acts(tool_use.name):
             # Asked before the tool's timeout starts: a person may take minutes to decide.
             refused = await self._ask(ctx, tool_use, approve)

@@ -46,3 +46,13 @@ def is_followup(event: dict[str, Any], *, bot_user_id: str | None) -> bool:
         return False
     mentioned = set(_MENTION.findall(event.get("text") or ""))
     return not mentioned or (bot_user_id is not None and bot_user_id in mentioned)
+
+
+def is_top_level_post(event: dict[str, Any], *, bot_user_id: str | None) -> bool:
+    """A person's new message at the top of a channel (not in a thread, not an edit, join or app's post):
+    what auto-answer answers."""
+    if event.get("channel_type") not in THREAD_CHANNEL_TYPES or event.get("bot_id") or not event.get("user"):
+        return False
+    thread_ts = event.get("thread_ts")
+    return (event.get("subtype") in (None, "file_share") and event.get("user") != bot_user_id
+            and (not thread_ts or thread_ts == event.get("ts")))

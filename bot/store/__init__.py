@@ -7,9 +7,11 @@ from bot.store.interface import Store
 from bot.store.records import (
     Admission,
     AssistantThread,
+    ChannelSettings,
     KnowledgeDocument,
     NewChunk,
     NewDocument,
+    SettingChange,
     SlackThread,
     StoredChunk,
     StoredMessage,
@@ -21,8 +23,9 @@ from bot.store.records import (
 if TYPE_CHECKING:
     from bot.config import Settings
 
-__all__ = ["Admission", "AssistantThread", "KnowledgeDocument", "NewChunk", "NewDocument", "SlackThread", "Store",
-           "StoredChunk", "StoredMessage", "ThreadMessage", "UsageRow", "UsageTotals", "open_store"]
+__all__ = ["Admission", "AssistantThread", "ChannelSettings", "KnowledgeDocument", "NewChunk", "NewDocument",
+           "SettingChange", "SlackThread", "Store", "StoredChunk", "StoredMessage", "ThreadMessage", "UsageRow",
+           "UsageTotals", "open_store"]
 
 
 async def open_store(settings: "Settings") -> Store:

@@ -7,7 +7,7 @@ from the event loop (architecture invariant: all store calls on the event-loop t
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import AsyncContextManager, Protocol, Sequence
+from typing import AsyncContextManager, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -15,12 +15,14 @@ from bot.messages import Message
 from bot.store.records import (
     Admission,
     AssistantThread,
+    ChannelSettings,
     Hit,
     KnowledgeDocument,
     NewChunk,
     NewDocument,
     ScopePostings,
     ScopeVectors,
+    SettingChange,
     SlackThread,
     StoredChunk,
     StoredMessage,
@@ -32,7 +34,8 @@ from bot.store.records import (
 
 
 class Store(Protocol):
-    """Threads and their history, event claims, usage, limits, feedback, assistant threads, knowledge."""
+    """Threads and their history, event claims, usage, limits, feedback, assistant threads, channel settings,
+    knowledge."""
 
     # The deepest vector KNN knowledge_knn answers; deeper candidate lists come from knowledge/index.py.
     knn_max_k: int
@@ -141,6 +144,30 @@ class Store(Protocol):
     async def thread_messages(self, channel_id: str, thread_ts: str, *, after_ts: str | None = None,
                               limit: int = 2000) -> list[ThreadMessage]:
         """The newest `limit` recorded messages after `after_ts` not yet shown to the model, oldest first."""
+        ...
+
+    # --- per-channel settings (bot/store/sqlite/channel_settings.py) ---------------------------
+    # Values are text, as the change log keeps them: prompt and model as given, tools as comma-separated
+    # names, autoanswer 'on'; None is the bot's default (every tool, auto-answer off).
+
+    async def channel_settings(self, channel_id: str) -> ChannelSettings | None:
+        """The channel's settings; None when every field is the default."""
+        ...
+
+    async def all_channel_settings(self) -> list[ChannelSettings]:
+        """Every channel with a setting that is not the default, by channel id."""
+        ...
+
+    async def change_channel_settings(self, channel_id: str, *, team_id: str, user_id: str,
+                                      changes: Mapping[str, str | None], now: float | None = None
+                                      ) -> list[SettingChange]:
+        """Set these fields (None: back to the default) and log one change per field whose value really
+        changed, atomically; returns those changes (empty when nothing changed). A channel whose fields
+        are all default again has no row."""
+        ...
+
+    async def channel_setting_changes(self, channel_id: str, *, limit: int = 10) -> list[SettingChange]:
+        """The channel's latest changes, newest first."""
         ...
 
     # --- knowledge: documents -----------------------------------------------------------------

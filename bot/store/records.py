@@ -25,7 +25,7 @@ class UsageRow:
     user_id: str
     channel_id: str
     thread_ts: str | None
-    surface: str  # "mention" | "dm" | "assistant" | "console" | "command" | "ingest"
+    surface: str  # "mention" | "autoanswer" | "dm" | "assistant" | "console" | "command" | "ingest"
     model: str
     input_tokens: int
     output_tokens: int
@@ -177,3 +177,36 @@ class SlackThread:
 
 
 Hit = tuple[int, float]  # (chunk id, score; higher is better)
+
+
+SettingField = Literal["prompt", "model", "tools", "autoanswer"]
+SETTING_FIELDS: tuple[SettingField, ...] = ("prompt", "model", "tools", "autoanswer")
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """How the bot behaves in one channel (/threadbot). None means the bot's default for that field."""
+
+    channel_id: str
+    prompt: str | None = None
+    model: str | None = None
+    tools: tuple[str, ...] | None = None  # None: every tool the bot has
+    autoanswer: bool = False
+    updated_by: str | None = None
+    updated_at: float | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.prompt is None and self.model is None and self.tools is None and not self.autoanswer
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One recorded change of one channel setting: who, when, the old and the new value (None: default)."""
+
+    channel_id: str
+    field: SettingField
+    old: str | None
+    new: str | None
+    user_id: str
+    changed_at: float

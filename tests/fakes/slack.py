@@ -202,6 +202,7 @@ class FakeSlack(ConversationsMixin):
         self.responses: dict[str, list[Any]] = {}  # response_url -> bodies posted to it
         self.assistant_status: dict[tuple[str, str], str] = {}
         self.assistant_titles: dict[tuple[str, str], str] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}  # user id -> the Home tab view last published
         self._calls: list[SlackCall] = []
         self._messages: dict[tuple[str, str], FakeMessage] = {}
         self._injected: list[_Injected] = []
@@ -233,6 +234,7 @@ class FakeSlack(ConversationsMixin):
             "assistant.threads.setStatus": self._assistant_set_status,
             "assistant.threads.setTitle": self._assistant_set_title,
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
+            "views.publish": self._views_publish,
             **self._conversation_handlers(),
         }
 
@@ -709,6 +711,23 @@ class FakeSlack(ConversationsMixin):
         if len(prompts) > 4 or not all(isinstance(x, dict) and x.get("title") and x.get("message") for x in prompts):
             raise SlackApiFailure("invalid_arguments")
         return {}
+
+    def _views_publish(self, p: dict[str, Any]) -> dict[str, Any]:
+        # Slack's checks: a known user, a home view of at most 100 blocks; the view is echoed back with an id.
+        missing = [k for k in ("user_id", "view") if not p.get(k)]
+        if missing:
+            raise _missing(*missing)
+        if p["user_id"] not in self.users:
+            raise SlackApiFailure("user_not_found")
+        view = _json_field(p["view"])
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise SlackApiFailure("invalid_arguments", response_metadata={"messages": ["[ERROR] invalid view type"]})
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > 100:
+            raise SlackApiFailure("invalid_arguments", response_metadata={"messages": ["[ERROR] must be at most 100 blocks"]})
+        self._check_content("", blocks)
+        self.home_views[p["user_id"]] = view
+        return {"view": {"id": f"V{len(self.home_views):08d}", "team_id": self.team_id, **view}}
 
     # ---------------------------------------------------------------- helpers
 

@@ -47,7 +47,7 @@ def test_manifest_socket_mode_and_events_match_listeners():
                       "channels:history", "groups:history", "mpim:history", "users:read",
                       "channels:read", "groups:read", "mpim:read"}
     assert {"message.channels", "message.groups", "message.mpim"} <= events
-    assert {c["command"] for c in m["features"]["slash_commands"]} == {"/usage", "/knowledge"}
+    assert {c["command"] for c in m["features"]["slash_commands"]} == {"/usage", "/knowledge", "/threadbot"}
     assert [(s["type"], s["callback_id"]) for s in m["features"]["shortcuts"]] == [("message", "summarize_thread")]
 
 
@@ -61,3 +61,9 @@ def test_manifest_has_the_assistant_surface_and_feedback_interactivity():
     assert m["settings"]["interactivity"]["is_enabled"] is True  # the 👍/👎 buttons
     # That every subscribed event is acked by a listener is checked against the running app in
     # tests/slack/test_assistant.py::test_every_manifest_event_is_acked.
+
+
+def test_manifest_has_the_home_tab_and_its_event():
+    m = manifest()
+    assert m["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in m["settings"]["event_subscriptions"]["bot_events"]

@@ -7,7 +7,7 @@ from bot.services import Services
 from bot.slack.approvals import SlackApprovals
 from bot.slack.conversation_reader import Reading
 from bot.slack.edit_budget import EditBudgets
-from bot.slack.listeners import assistant, events, feedback, knowledge, shortcuts, usage
+from bot.slack.listeners import assistant, events, feedback, home, knowledge, shortcuts, threadbot, usage
 from bot.slack.thread_sync import ThreadSync
 
 
@@ -19,5 +19,5 @@ def register_all(app: AsyncApp, services: Services, budgets: EditBudgets) -> Non
     reading = Reading(ThreadSync(services.store))
     events.register(app, services, budgets, approvals=approvals, reading=reading)
     shortcuts.register(app, services, budgets, reading=reading)
-    for module in (assistant, feedback, usage, knowledge):
+    for module in (assistant, feedback, usage, knowledge, threadbot, home):
         module.register(app, services)

@@ -21,7 +21,7 @@ from bot.slack.approvals import SlackApprovals
 from bot.slack.dedupe import ANSWER_AS
 from bot.slack.edit_budget import EditBudgets
 from bot.slack.conversation_reader import Reading
-from bot.slack.thread_messages import is_followup
+from bot.slack.thread_messages import is_followup, is_top_level_post
 from bot.slack.thread_sync import SlackThreadSource, ThreadSync
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ ANSWERABLE_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
 
 async def answered_as(services: Services, event: dict[str, Any], *, bot_user_id: str | None) -> str | None:
-    """How the listeners answer this event's message: as a "mention", a "dm", or not at all (None)."""
+    """How the listeners answer this event's message: as a "mention", a "dm", an "autoanswer", or not at all
+    (None)."""
     if not (event.get("channel") and event.get("ts") and event.get("user")):
         return None
     if event.get("type") == "app_mention":
@@ -41,6 +42,9 @@ async def answered_as(services: Services, event: dict[str, Any], *, bot_user_id:
     if event.get("channel_type") == "im":
         # Bolt already drops our own messages; other bots, edits and deletions are not answered either.
         return "dm" if not event.get("bot_id") and event.get("subtype") in ANSWERABLE_SUBTYPES else None
+    if is_top_level_post(event, bot_user_id=bot_user_id):
+        # Auto-answer channels (/threadbot autoanswer on) answer every new message from a person, in its thread.
+        return "autoanswer" if await services.conversations.channels.autoanswer(event["channel"]) else None
     # A person's reply in a channel thread the bot answered in; if it also @mentions the bot it comes
     # again as app_mention, and the channel+ts claim lets only the first through.
     if services.settings.thread_followups and is_followup(event, bot_user_id=bot_user_id):

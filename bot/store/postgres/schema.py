@@ -249,4 +249,32 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE slack_thread_messages ADD COLUMN tokens integer;
         """,
     ),
+    (
+        "009_channel_settings",
+        """
+        -- Per-channel settings (/threadbot) and the log of every change (bot/store/postgres/channel_settings.py).
+        -- Values are text as the interface passes them; NULL is the bot's default.
+        CREATE TABLE channel_settings (
+            channel_id text PRIMARY KEY,
+            team_id text NOT NULL,
+            prompt text,
+            model text,
+            tools text,
+            autoanswer text,
+            updated_by text NOT NULL,
+            updated_at double precision NOT NULL
+        );
+        CREATE TABLE channel_setting_changes (
+            id bigserial PRIMARY KEY,
+            channel_id text NOT NULL,
+            team_id text NOT NULL,
+            field text NOT NULL CHECK (field IN ('prompt', 'model', 'tools', 'autoanswer')),
+            old_value text,
+            new_value text,
+            user_id text NOT NULL,
+            changed_at double precision NOT NULL
+        );
+        CREATE INDEX channel_setting_changes_by_channel ON channel_setting_changes(channel_id, id);
+        """,
+    ),
 ]
