@@ -13,7 +13,7 @@ from bot.services import Services
 from bot.slack.approvals import SlackApprovals
 from bot.slack.assistant_status import AssistantStatus
 from bot.slack.edit_budget import EditBudgets
-from bot.slack.listeners.feedback import feedback_blocks
+from bot.slack.feedback import feedback_blocks
 from bot.slack.reply import SlackReply
 from bot.slack.stream_reply import NativeReply
 from bot.slack.uploads import fetch_images, ingest_shared_files

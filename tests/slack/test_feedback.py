@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from bot.config import load_settings
-from bot.slack.listeners.feedback import FEEDBACK_ACTION_ID
+from bot.slack.feedback import FEEDBACK_ACTION_ID
 from bot.store.sqlite import SqliteStore
 from bot.accounting.report import build_report, handle_usage_command
 from tests.fakes import slack as fs

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import Failure
 from bot.messages import ToolUseBlock
 from bot.slack.edit_budget import EditBudget
-from bot.slack.listeners.feedback import feedback_blocks
+from bot.slack.feedback import feedback_blocks
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.slack.reply import PART_LIMIT, SlackReply
 from bot.slack.split import split_message

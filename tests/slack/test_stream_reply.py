@@ -7,7 +7,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.edit_budget import EditBudget
-from bot.slack.listeners.feedback import feedback_blocks
+from bot.slack.feedback import feedback_blocks
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.slack.stream_reply import MARKDOWN_TEXT_LIMIT, NativeReply, _pieces
 from bot.slack.split import split_message

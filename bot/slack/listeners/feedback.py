@@ -8,35 +8,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
+from bot.slack.feedback import FEEDBACK_ACTION_ID
 from bot.slack.web_api import FAILURES, call, reason
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_ACTION_ID = "answer_feedback"
-FEEDBACK_BLOCK_ID = "answer_feedback"
 THANKS = {"up": "Thanks for the feedback! 👍", "down": "Thanks for the feedback — I'll try to do better. 👎"}
-
-
-def feedback_blocks(model: str) -> list[dict[str, Any]]:
-    """Slack's own feedback buttons (context_actions / feedback_buttons) for the last part of an answer.
-
-    Each button's value carries the vote and the model that wrote the answer, so a click can be
-    recorded without looking anything up.
-    """
-    def button(emoji: str, label: str, vote: str) -> dict[str, Any]:
-        return {"text": {"type": "plain_text", "text": emoji}, "accessibility_label": label,
-                "value": f"{vote} {model}"[:2000]}
-
-    return [{
-        "type": "context_actions",
-        "block_id": FEEDBACK_BLOCK_ID,
-        "elements": [{
-            "type": "feedback_buttons",
-            "action_id": FEEDBACK_ACTION_ID,
-            "positive_button": button("👍", "Good answer", "up"),
-            "negative_button": button("👎", "Bad answer", "down"),
-        }],
-    }]
 
 
 def register(app: AsyncApp, services: Services) -> None:
