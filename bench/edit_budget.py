@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.config import load_settings  # noqa: E402
 from bot.conversation import Turn  # noqa: E402
 from bot.services import Services  # noqa: E402
-import bot.slack.listeners  # noqa: E402,F401  (the surface's modules in their own import order)
 from bot.slack.answer import build_reply  # noqa: E402
 from bot.slack.edit_budget import EditBudgets  # noqa: E402
 from bot.slack.edit_forecast import final_times  # noqa: E402
