@@ -243,14 +243,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "008_slack_thread_message_tokens",
-        """
-        -- Tokens of each recorded message's text, counted once when recorded (NULL: counted when needed).
-        ALTER TABLE slack_thread_messages ADD COLUMN tokens integer;
-        """,
-    ),
-    (
-        "009_channel_settings",
+        "008_channel_settings",
         """
         -- Per-channel settings (/threadbot) and the log of every change (bot/store/postgres/channel_settings.py).
         -- Values are text as the interface passes them; NULL is the bot's default.
@@ -275,6 +268,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             changed_at double precision NOT NULL
         );
         CREATE INDEX channel_setting_changes_by_channel ON channel_setting_changes(channel_id, id);
+        """,
+    ),
+    (
+        "009_slack_thread_message_tokens",
+        """
+        -- Tokens of each recorded message's text, counted once when recorded (NULL: counted when needed).
+        ALTER TABLE slack_thread_messages ADD COLUMN tokens integer;
         """,
     ),
 ]
