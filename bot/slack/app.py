@@ -41,14 +41,14 @@ def build_app(services: Services, budgets: EditBudgets | None = None) -> AsyncAp
     app.client.session = services.http
     app.use(Dedupe(services.store,
                    answered_as=lambda event, bot_user_id: answered_as(services, event, bot_user_id=bot_user_id)))
-    register_all(app, services, budgets or EditBudgets())
+    register_all(app, services, budgets or EditBudgets.for_store(services.store))
     return app
 
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT."""
     services = await Services.create(settings)
-    budgets = EditBudgets()
+    budgets = EditBudgets.for_store(services.store)
     app = build_app(services, budgets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -61,6 +61,7 @@ async def serve(settings: Settings) -> None:
             await _serve_http(app, settings, stop, budgets.chat_update)
     finally:
         await services.conversations.drain(SHUTDOWN_GRACE_S)
+        await budgets.drain()
         await services.aclose()
         log.info("threadbot stopped")
 

@@ -5,6 +5,9 @@ Final edits wait for a token and go first. Progress edits only take a token the 
 in flight will not need by the time they finish (bot/slack/edit_forecast.py decides which edits spend;
 this module keeps the tokens). A 429 pauses the whole bucket for its Retry-After, so one reply's 429
 slows every reply instead of each reply hammering Slack on its own.
+
+Replicas on one database share the bucket itself (SharedEditBudget): each takes tokens from the
+store's bucket one at a time, so N replicas make the workspace's edits, not N times as many.
 """
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from bot.slack.edit_forecast import progress_may_spend
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +145,132 @@ class EditBudget:
                 "rate_limited": self.rate_limited}
 
 
+class SharedEditBudget(EditBudget):
+    """The same budget with its bucket in the database, shared by every replica (the same interface).
+
+    The database's bucket refills (Slack's 429s, if any, are its arrival-time correction); this replica holds at most one token taken from it, for at most
+    HOLD_S (then it goes back). try_acquire never waits: with no token in hand it asks the store in
+    the background and says no, so this edit is coalesced into the next one, which finds the token.
+    Intermediate takes leave reserve_for_finals tokens in the bucket; finals take any. A 429 seen by
+    one replica empties the shared bucket for its Retry-After, pausing every replica.
+    """
+
+    HOLD_S = 2.0
+
+    def __init__(self, store: "Store", name: str, *, per_minute: float = 50.0, burst: int = 20,
+                 reserve_for_finals: int = 0, clock: Callable[[], float] = time.monotonic):
+        super().__init__(per_minute=per_minute, burst=burst, reserve_for_finals=reserve_for_finals, clock=clock)
+        self.store = store
+        self.name = name
+        self._tokens = 0.0  # tokens in hand, taken from the shared bucket at _taken_at
+        self._taken_at = 0.0
+        self._next_ask = 0.0  # when a background take is worth trying again
+        self._asking: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _refill(self) -> None:
+        """Tokens refill in the database; one held too long goes back for another replica to use."""
+        if self._tokens >= 1 and self._clock() - self._taken_at > self.HOLD_S:
+            held, self._tokens = int(self._tokens), 0.0
+            self._spawn(self.store.give_edit_tokens(self.name, held, burst=self.burst))
+
+    def try_acquire(self) -> bool:
+        self._refill()
+        if self._clock() < self._paused_until:
+            return False
+        if self._tokens >= 1 + self._finals_waiting:
+            self._tokens -= 1
+            return True
+        if self._asking is None and self._clock() >= self._next_ask:
+            # In place of the forecast (which needs the whole bucket): leave a token for the final
+            # of every answer this replica has in flight, and for each final already waiting.
+            keep = self.reserve_for_finals + self._finals_waiting + len(self._in_flight)
+            self._asking = self._spawn(self._take(keep=keep))
+        return False
+
+    async def acquire(self) -> None:
+        self._finals_waiting += 1
+        asked = self._clock()
+        try:
+            while True:
+                if self._clock() - asked >= BOTTLENECK_AFTER_S:
+                    self._say_bottleneck()
+                self._refill()
+                wait = self._paused_until - self._clock()
+                if wait <= 0:
+                    if self._tokens >= 1:
+                        self._tokens -= 1
+                        return
+                    wait = await self._take(keep=0)
+                    if self._tokens >= 1:
+                        continue
+                await asyncio.sleep(min(max(wait, 0.01), 1.0))
+        finally:
+            self._finals_waiting -= 1
+            if self._finals_waiting == 0:
+                self._bottleneck_logged = False
+
+    def pause(self, retry_after_s: float) -> None:
+        super().pause(retry_after_s)
+        self._spawn(self.store.pause_edit_tokens(self.name, retry_after_s))
+
+    async def _take(self, *, keep: float) -> float:
+        """One token from the shared bucket into hand, if one is spare; returns the wait for the next."""
+        try:
+            taken, wait = await self.store.take_edit_tokens(self.name, per_s=self.rate, burst=self.burst,
+                                                            keep=keep)
+        except Exception as exc:  # the database is away: no edit budget, so no intermediate edits
+            log.warning("edit budget %s: the database did not answer (%s)", self.name, type(exc).__name__)
+            taken, wait = 0, 1.0
+        if taken:
+            self._tokens += taken
+            self._taken_at = self._clock()
+        else:
+            self._next_ask = self._clock() + min(wait, 1.0)
+        return wait
+
+    def _spawn(self, coro) -> "asyncio.Task[None]":
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: "asyncio.Task[None]") -> None:
+        self._background.discard(task)
+        if task is self._asking:
+            self._asking = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("edit budget %s: %s", self.name, type(task.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Wait for background store calls (a shutdown, a test)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+CHAT_UPDATE = {"per_minute": 50.0, "burst": 20}
+APPEND_STREAM = {"per_minute": 100.0, "burst": 20}
+
+
 @dataclass(frozen=True)
 class EditBudgets:
     """The workspace budgets every reply in flight shares, one per rate-limited method."""
 
     # Tier 3 (about 50 a minute); progress edits leave the tokens the finals in flight will need.
-    chat_update: EditBudget = field(default_factory=lambda: EditBudget(per_minute=50, burst=20))
+    chat_update: EditBudget = field(default_factory=lambda: EditBudget(**CHAT_UPDATE))
     # chat.appendStream (THREADBOT_STREAMING=native) has its own workspace rate: Tier 4.
-    append_stream: EditBudget = field(default_factory=lambda: EditBudget(per_minute=100, burst=20))
+    append_stream: EditBudget = field(default_factory=lambda: EditBudget(**APPEND_STREAM))
+
+    @classmethod
+    def for_store(cls, store: "Store") -> "EditBudgets":
+        """Replicas sharing a database share each bucket there; one process keeps them in memory."""
+        if not store.shared_by_replicas:
+            return cls()
+        return cls(chat_update=SharedEditBudget(store, "chat.update", **CHAT_UPDATE),
+                   append_stream=SharedEditBudget(store, "chat.appendStream", **APPEND_STREAM))
+
+    async def drain(self) -> None:
+        """Let shared budgets finish their store calls (tokens given back) before the store closes."""
+        for budget in (self.chat_update, self.append_stream):
+            if isinstance(budget, SharedEditBudget):
+                await budget.drain()

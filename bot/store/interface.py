@@ -42,6 +42,9 @@ class Store(Protocol):
     # True when knowledge_knn answers any scope size from an index in the database (pgvector HNSW):
     # knowledge/index.py then never loads a scope's vectors into memory.
     vector_index: bool
+    # True when several processes (replicas) share this database: workspace-wide state such as the
+    # chat.update budget must then live in it (bot/slack/edit_budget.py).
+    shared_by_replicas: bool
 
     async def close(self) -> None: ...
 
@@ -83,6 +86,22 @@ class Store(Protocol):
 
     async def get_blobs(self, sha256s: Sequence[str]) -> dict[str, bytes]:
         """The bytes for each known sha256; unknown ones are left out."""
+        ...
+
+    # --- workspace edit budgets (bot/store/sqlite/buckets.py) ---------------------------------
+
+    async def take_edit_tokens(self, bucket: str, *, per_s: float, burst: float, keep: float,
+                               most: int = 1) -> tuple[int, float]:
+        """Refill the token bucket `bucket` (per_s a second, at most burst; a new one starts full), then take
+        up to `most` tokens while leaving `keep`. Returns (taken, seconds until one more could be taken)."""
+        ...
+
+    async def give_edit_tokens(self, bucket: str, count: int, *, burst: float) -> None:
+        """Put back tokens taken but not spent."""
+        ...
+
+    async def pause_edit_tokens(self, bucket: str, seconds: float) -> None:
+        """Empty the bucket; nothing refills for `seconds` (Slack's Retry-After)."""
         ...
 
     # --- usage and limits ---------------------------------------------------------------------

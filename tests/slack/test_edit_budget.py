@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bot.slack.edit_budget import EditBudget
 
@@ -126,3 +127,63 @@ def test_report_shows_tokens_waiting_finals_and_answers_in_flight():
     assert budget.report()["answers_in_flight"] == 0
     budget.pause(2.0)
     assert budget.report()["paused_for_s"] == 2.0 and budget.report()["rate_limited"] == 1
+
+
+# --- SharedEditBudget: one bucket in the database for every replica -----------------------------
+
+async def _replica_budgets(store, **limits):
+    from bot.slack.edit_budget import SharedEditBudget
+    from tests.store.test_backends import second
+
+    other = await second(store)
+    return other, [SharedEditBudget(s, "chat.update", **limits) for s in (store, other)]
+
+
+async def test_two_replicas_make_the_edits_of_one_workspace_not_twice_as_many(any_store):
+    other, budgets = await _replica_budgets(any_store, per_minute=120, burst=4)
+    try:
+        counts = [0, 0]
+        start = time.monotonic()
+
+        async def edit(i: int) -> None:
+            while time.monotonic() - start < 1.5:
+                await budgets[i].acquire()
+                counts[i] += 1
+
+        await asyncio.gather(edit(0), edit(1))
+        elapsed = time.monotonic() - start
+        # One bucket: its burst plus what it refilled (2 a second), plus the edit already waiting at
+        # the deadline. Two separate buckets would allow about twice that.
+        assert 4 <= sum(counts) <= 4 + 2 * elapsed + 2
+    finally:
+        await other.close()
+
+
+async def test_intermediate_edits_leave_the_reserve_for_finals_on_every_replica(any_store):
+    other, (a, b) = await _replica_budgets(any_store, per_minute=0.001, burst=5, reserve_for_finals=3)
+    try:
+        granted = 0
+        for _ in range(10):
+            granted += b.try_acquire()  # never waits: the first ask only fetches a token
+            await b.drain()
+        assert granted == 2
+        for _ in range(3):
+            await asyncio.wait_for(a.acquire(), 2)  # the other replica's finals find the reserve
+        assert not a.try_acquire() and not b.try_acquire()
+    finally:
+        await other.close()
+
+
+async def test_a_429_on_one_replica_pauses_the_other(any_store):
+    other, (a, b) = await _replica_budgets(any_store, per_minute=6000, burst=5)
+    try:
+        a.pause(0.6)
+        await a.drain()
+        assert not b.try_acquire()
+        await b.drain()
+        assert not b.try_acquire()
+        start = time.monotonic()
+        await b.acquire()
+        assert time.monotonic() - start >= 0.45
+    finally:
+        await other.close()

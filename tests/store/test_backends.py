@@ -204,3 +204,24 @@ async def test_blobs_are_kept_once_under_their_address_for_every_replica(any_sto
         assert await any_store.get_blobs([]) == {}
     finally:
         await other.close()
+
+
+async def test_an_edit_bucket_is_one_bucket_for_every_replica(any_store):
+    other = await second(any_store)
+    try:
+        # per_s is tiny: nothing refills during the test, so the counts are exact.
+        limits = {"per_s": 1e-6, "burst": 5.0}
+        takes = await asyncio.gather(*(s.take_edit_tokens("chat.update", keep=0, **limits)
+                                       for s in [any_store, other] * 6))
+        assert sum(t for t, _ in takes) == 5  # a new bucket starts full, and the replicas share it
+        taken, wait = await other.take_edit_tokens("chat.update", keep=0, **limits)
+        assert taken == 0 and wait > 1000  # the next token is 1/per_s away
+        assert (await any_store.take_edit_tokens("chat.appendStream", keep=3, most=5, **limits))[0] == 2
+        await any_store.give_edit_tokens("chat.update", 2, burst=5.0)
+        assert (await other.take_edit_tokens("chat.update", keep=1, most=5, **limits))[0] == 1  # keep is left
+        await other.pause_edit_tokens("chat.update", 30)
+        await any_store.give_edit_tokens("chat.update", 3, burst=5.0)  # nothing goes into a paused bucket
+        taken, wait = await any_store.take_edit_tokens("chat.update", keep=0, per_s=1000.0, burst=5.0)
+        assert taken == 0 and 29 < wait <= 30.01  # paused for everyone, however fast it refills
+    finally:
+        await other.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, AsyncContextManager
 
 from bot.store.postgres.channel_settings import ChannelSettingsMixin
+from bot.store.postgres.buckets import BucketsMixin
 from bot.store.postgres.connect import open_pool
 from bot.store.postgres.conversations import ConversationsMixin
 from bot.store.postgres.knowledge_reads import KnowledgeReads
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 
-class PostgresStore(ConversationsMixin, UsageMixin, ThreadsMixin, ChannelSettingsMixin, KnowledgeReads):
+class PostgresStore(ConversationsMixin, UsageMixin, ThreadsMixin, ChannelSettingsMixin, BucketsMixin, KnowledgeReads):
     """bot.store.Store on a PostgreSQL connection pool; every call awaits the driver."""
+
+    shared_by_replicas = True
 
     def __init__(self, pool: "AsyncConnectionPool", url: str):
         self.pool = pool

@@ -277,4 +277,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE slack_thread_messages ADD COLUMN tokens integer;
         """,
     ),
+    (
+        "010_edit_buckets",
+        """
+        -- Workspace-wide token buckets for rate-limited Slack methods (chat.update), shared by every
+        -- replica (bot/store/postgres/buckets.py). A 429 empties a bucket and moves updated_at past
+        -- the Retry-After: nothing refills before then. last_take and checked_at are the last
+        -- call's answer, kept so that one upsert can RETURN them.
+        CREATE TABLE edit_buckets (
+            name text PRIMARY KEY,
+            tokens double precision NOT NULL,
+            updated_at double precision NOT NULL,
+            last_take integer NOT NULL DEFAULT 0,
+            checked_at double precision NOT NULL
+        );
+        """,
+    ),
 ]

@@ -5,10 +5,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from bot.store.sqlite import (assistant_threads, blobs, channel_settings, conversations, feedback, knowledge,
-                               requests, threads, usage)
+from bot.store.sqlite import (assistant_threads, blobs, buckets, channel_settings, conversations, feedback,
+                              knowledge, requests, threads, usage)
 from bot.store.sqlite.assistant_threads import AssistantThreadsMixin
 from bot.store.sqlite.blobs import BlobsMixin
+from bot.store.sqlite.buckets import BucketsMixin
 from bot.store.sqlite.channel_settings import ChannelSettingsMixin
 from bot.store.sqlite.conversations import ConversationsMixin
 from bot.store.sqlite.db import migrate
@@ -30,13 +31,16 @@ MIGRATIONS = [
     *threads.MIGRATIONS,
     *blobs.MIGRATIONS,
     *channel_settings.MIGRATIONS,
+    *buckets.MIGRATIONS,
 ]
 
 
 class SqliteStore(EventsMixin, ConversationsMixin, UsageMixin, RequestsMixin, FeedbackMixin, AssistantThreadsMixin,
-                  ThreadsMixin, BlobsMixin, ChannelSettingsMixin, KnowledgeReads):
+                  ThreadsMixin, BlobsMixin, ChannelSettingsMixin, BucketsMixin, KnowledgeReads):
     """bot.store.Store on one SQLite file. The coroutines run their SQL synchronously: each is a short
     transaction, cheaper than a hop to a thread; long whole-scope reads go to a thread themselves."""
+
+    shared_by_replicas = False  # one threadbot process owns the file
 
     def __init__(self, path: Path | str):
         super().__init__(path)
