@@ -1,4 +1,4 @@
-"""The `threadbot` command: run, console, ingest, search, usage, mcp."""
+"""The `threadbot` command: run, console, ingest, search, usage, mcp, db."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
@@ -59,6 +60,12 @@ def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
     return run_mcp(settings, as_json=args.json)
 
 
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli.db import run_copy
+
+    return run_copy(settings, to=args.to, source=args.source)
+
+
 def _usage_days(value: str) -> int:
     from bot.cli.usage import days
 
@@ -92,11 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     mcp = sub.add_parser("mcp", help="the MCP servers of THREADBOT_MCP_CONFIG: started or why not, and their tools")
     mcp.add_argument("--json", action="store_true")
+
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    copy = db_sub.add_parser("copy", help="copy the SQLite database into PostgreSQL (safe to run again)")
+    copy.add_argument("--to", required=True, metavar="postgresql://…", help="the PostgreSQL database (its URL)")
+    copy.add_argument("--from", dest="source", type=Path, help="the SQLite file (default: THREADBOT_DB)")
     return parser
 
 
 COMMANDS = {"run": cmd_run, "console": cmd_console, "ingest": cmd_ingest, "search": cmd_search, "usage": cmd_usage,
-            "mcp": cmd_mcp}
+            "mcp": cmd_mcp, "db": cmd_db}
 
 
 def main(argv: list[str] | None = None) -> int:
