@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from bot.store.records import Admission, UsageRow, UsageTotals
 
 if TYPE_CHECKING:
-    import psycopg
     from psycopg_pool import AsyncConnectionPool
 
 # Rows older than this are never needed for a per-minute window; pruned as we go.
@@ -37,11 +36,32 @@ def _totals(row) -> UsageTotals:
     return UsageTotals(*(int(v) for v in row[:5]), cost_usd=Decimal(row[5]))
 
 
-async def _spend(conn: "psycopg.AsyncConnection", *, since: float, user_id: str | None = None,
-                 team_id: str | None = None) -> Decimal:
-    where, params = _filter(since=since, until=None, user_id=user_id, team_id=team_id)
-    row = await (await conn.execute("SELECT coalesce(sum(cost_usd), 0) FROM usage" + where, params)).fetchone()
-    return Decimal(row[0])
+# Every limit checked, and the request recorded only if all pass, in one statement. A limit that is
+# NULL is off (comparisons with NULL are never true; LIMIT NULL is no limit).
+_ADMIT = """
+WITH user_spend AS (
+    SELECT coalesce(sum(cost_usd), 0) AS spent FROM usage
+    WHERE %(user_daily)s::numeric IS NOT NULL AND user_id = %(user)s AND created_at >= %(day)s),
+team_spend AS (
+    SELECT coalesce(sum(cost_usd), 0) AS spent FROM usage
+    WHERE %(daily)s::numeric IS NOT NULL AND team_id = %(team)s AND created_at >= %(day)s),
+recent AS (
+    SELECT created_at FROM requests WHERE %(rpm)s::int IS NOT NULL AND user_id = %(user)s AND created_at > %(since)s
+    ORDER BY created_at DESC LIMIT %(rpm)s::int),
+verdict AS (
+    SELECT CASE WHEN u.spent >= %(user_daily)s::numeric THEN 'user_daily'
+                WHEN t.spent >= %(daily)s::numeric THEN 'daily'
+                WHEN (SELECT count(*) FROM recent) >= %(rpm)s::int THEN 'rpm' END AS refused,
+           u.spent AS user_spent, t.spent AS team_spent, (SELECT min(created_at) FROM recent) AS oldest
+    FROM user_spend u, team_spend t),
+pruned AS (
+    DELETE FROM requests WHERE user_id = %(user)s AND created_at < %(prune)s
+    AND (SELECT refused IS NULL FROM verdict)),
+admitted AS (
+    INSERT INTO requests(created_at, team_id, user_id) SELECT %(now)s, %(team)s, %(user)s FROM verdict
+    WHERE refused IS NULL RETURNING id)
+SELECT refused, user_spent, team_spent, oldest, (SELECT id FROM admitted) FROM verdict
+"""
 
 
 class UsageMixin:
@@ -90,30 +110,22 @@ class UsageMixin:
         user's (and, with a workspace budget, the workspace's) advisory lock: admissions of one user
         are serialised across every replica, exactly as SQLite's single writer serialises them.
         Daily spend is compared as spent >= limit: the call that crosses a budget completes."""
-        async with self.pool.connection() as conn, conn.transaction():
-            # Workspace before user, always: one lock order, no deadlock between replicas.
+        args = {"user": user_id, "team": team_id, "now": now, "day": day_start, "since": now - window_s,
+                "rpm": rpm, "user_daily": user_daily_usd, "daily": daily_usd, "prune": now - KEEP_REQUESTS_S}
+        async with self.pool.connection() as conn, conn.transaction(), conn.pipeline():
+            # Locks first, each its own statement: the check then reads a snapshot taken after both are
+            # held (READ COMMITTED snapshots per statement). Workspace before user, always: one lock
+            # order, no deadlock between replicas. The pipeline sends it all in one round trip.
             if daily_usd is not None:
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext('admit-team:' || %s))", (team_id,))
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('admit-user:' || %s))", (user_id,))
-            if user_daily_usd is not None:
-                spent = await _spend(conn, since=day_start, user_id=user_id)
-                if spent >= user_daily_usd:
-                    return Admission(False, "user_daily", spent_usd=spent)
-            if daily_usd is not None:
-                spent = await _spend(conn, since=day_start, team_id=team_id)
-                if spent >= daily_usd:
-                    return Admission(False, "daily", spent_usd=spent)
-            if rpm is not None:
-                cur = await conn.execute(
-                    "SELECT created_at FROM requests WHERE user_id = %s AND created_at > %s"
-                    " ORDER BY created_at DESC LIMIT %s", (user_id, now - window_s, rpm))
-                recent = await cur.fetchall()
-                if len(recent) >= rpm:
-                    # The rpm-th newest request is the one whose expiry frees a slot.
-                    return Admission(False, "rpm", retry_at=recent[-1][0] + window_s)
-            await conn.execute("DELETE FROM requests WHERE user_id = %s AND created_at < %s",
-                               (user_id, now - KEEP_REQUESTS_S))
-            cur = await conn.execute(
-                "INSERT INTO requests(created_at, team_id, user_id) VALUES (%s, %s, %s) RETURNING id",
-                (now, team_id, user_id))
-            return Admission(True, request_id=(await cur.fetchone())[0])
+            cur = await conn.execute(_ADMIT, args)
+            refused, user_spent, team_spent, oldest, request_id = await cur.fetchone()
+        if refused == "user_daily":
+            return Admission(False, "user_daily", spent_usd=Decimal(user_spent))
+        if refused == "daily":
+            return Admission(False, "daily", spent_usd=Decimal(team_spent))
+        if refused == "rpm":
+            # The rpm-th newest request is the one whose expiry frees a slot.
+            return Admission(False, "rpm", retry_at=oldest + window_s)
+        return Admission(True, request_id=request_id)
