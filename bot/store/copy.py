@@ -1,6 +1,6 @@
 """`threadbot db copy`: an SQLite database copied into PostgreSQL, idempotently (a second run copies nothing new).
 
-History, usage, limits, feedback, threads and blobs keep their ids and times (rows the target
+History, usage, limits, feedback, threads, blobs and channel settings keep their ids and times (rows the target
 already has are left alone, so an interrupted copy resumes). Knowledge goes through the PostgreSQL
 store's own write path, vectors included, so its postings and indexes are built as for an upload;
 a document whose content the target already has in that scope is skipped.
@@ -54,6 +54,10 @@ _TABLES: list[tuple[str, str, list[tuple[str, str, Callable[[Any], Any] | None]]
       ("user_id", "user_id", None), ("bot_id", "bot_id", None), ("text", "text", None),
       ("file_names_json", "file_names", None), ("shown", "shown", _boolean)], False),
     ("blobs", "sha256", [(c, c, None) for c in ("sha256", "media_type", "data", "created_at")], False),
+    ("channel_settings", "channel_id", [(c, c, None) for c in ("channel_id", "team_id", "prompt", "model", "tools",
+                                                               "autoanswer", "updated_by", "updated_at")], False),
+    ("channel_setting_changes", "id", [(c, c, None) for c in ("id", "channel_id", "team_id", "field", "old_value",
+                                                              "new_value", "user_id", "changed_at")], True),
 ]
 
 

@@ -45,6 +45,8 @@ async def fill(store: SqliteStore) -> dict[int, np.ndarray]:
     await store.record_thread_messages("C1", "1700000000.000100", [
         ThreadMessage(ts="1700000000.000200", user_id="U2", text="a log", file_names=("x.log",))])
     await store.put_blob(hashlib.sha256(b"\x00png").hexdigest(), "image/png", b"\x00png")
+    await store.change_channel_settings("C1", team_id="T1", user_id="UADMIN", changes={"prompt": "Be brief."},
+                                        now=1_700_000_003.0)
     rng = np.random.default_rng(7)
     vectors = {i: rng.standard_normal(DIM).astype(np.float32) for i in range(3)}
     doc = await store.knowledge_begin_document(NewDocument(
@@ -100,6 +102,11 @@ async def test_a_copy_carries_everything_and_a_second_run_adds_nothing(tmp_path,
         [log] = await target.thread_messages("C1", "1700000000.000100")
         assert (log.text, log.file_names) == ("a log", ("x.log",))
         assert await target.get_blobs([hashlib.sha256(b"\x00png").hexdigest()]) != {}
+        assert (await target.channel_settings("C1")).prompt == "Be brief."
+        [change] = await target.channel_setting_changes("C1")
+        assert (change.field, change.new, change.user_id) == ("prompt", "Be brief.", "UADMIN")
+        await target.change_channel_settings("C1", team_id="T1", user_id="UADMIN", changes={"prompt": None})
+        assert len(await target.channel_setting_changes("C1")) == 2  # new changes continue after the copied ids
 
         [doc] = await target.knowledge_documents()
         assert (doc.title, doc.sha256, doc.chunk_count, doc.embedding_model) == ("Runbook", "ab" * 32, 3, "test-embed")
