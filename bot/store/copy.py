@@ -52,7 +52,7 @@ _TABLES: list[tuple[str, str, list[tuple[str, str, Callable[[Any], Any] | None]]
     ("slack_thread_messages", "channel_id, ts",
      [("channel_id", "channel_id", None), ("ts", "ts", None), ("thread_ts", "thread_ts", None),
       ("user_id", "user_id", None), ("bot_id", "bot_id", None), ("text", "text", None),
-      ("file_names_json", "file_names", None), ("shown", "shown", _boolean)], False),
+      ("file_names_json", "file_names", None), ("shown", "shown", _boolean), ("tokens", "tokens", None)], False),
     ("blobs", "sha256", [(c, c, None) for c in ("sha256", "media_type", "data", "created_at")], False),
     ("channel_settings", "channel_id", [(c, c, None) for c in ("channel_id", "team_id", "prompt", "model", "tools",
                                                                "autoanswer", "updated_by", "updated_at")], False),
