@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     tool_timeout_s: float = Field(20, alias="THREADBOT_TOOL_TIMEOUT_S", gt=0, le=600)
     mcp_config: Path | None = Field(None, alias="THREADBOT_MCP_CONFIG")
     approval_timeout_s: float = Field(300, alias="THREADBOT_APPROVAL_TIMEOUT_S", gt=0, le=86_400)
+    # After a crash, unanswered questions younger than this are answered; older ones get a notice.
+    resume_window_s: float = Field(600, alias="THREADBOT_RESUME_WINDOW_S", ge=0, le=7 * 86_400)
     streaming: Literal["update", "native"] = Field("update", alias="THREADBOT_STREAMING")
     thread_followups: bool = Field(True, alias="THREADBOT_THREAD_FOLLOWUPS")
     max_file_mb: float = Field(20, alias="THREADBOT_MAX_FILE_MB", gt=0, le=1024)

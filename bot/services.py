@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 import threading
 from dataclasses import dataclass, field
 
@@ -34,6 +37,8 @@ class Services:
     reembedding: "asyncio.Task[int] | None" = None
     mcp: MCPManager | None = None
     _stop_reembedding: threading.Event = field(default_factory=threading.Event)
+    # This process as the owner of the turns it accepts (bot/store turns), unique across restarts.
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
     @classmethod
     async def create(cls, settings: Settings) -> "Services":
@@ -41,6 +46,7 @@ class Services:
         configure_catalog(settings.pricing_file)
         store = await open_store(settings)
         await store.prune_events()  # Slack retries within hours; a week of de-dup keys is plenty
+        await store.prune_turns()  # done turns are only kept a day (their event claims stay a week)
         registry = Registry.discover()
         mcp = await start_mcp(settings, registry)
         # One HTTP session for every tool call (connection reuse, one place for timeouts).

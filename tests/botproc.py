@@ -86,6 +86,13 @@ class BotProcess:
         self.proc = None
         return code
 
+    def kill(self) -> None:
+        """SIGKILL, as an OOM kill or a node failure does: nothing in the process runs any more."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
     def restart(self) -> None:
         self.stop()
         self.start()

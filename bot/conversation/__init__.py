@@ -27,7 +27,7 @@ from bot.llm.base import Provider
 from bot.llm.providers import Providers
 from bot.llm.tokens import count_message_tokens, count_text_tokens
 from bot.messages import Message, TextBlock
-from bot.store import Store
+from bot.store import Store, StoredMessage
 from tools.context import ConversationReader, ToolContext
 from tools.registry import Registry
 
@@ -60,6 +60,8 @@ class Turn:
     # Documents shared with the question (already in the knowledge base), given whole for this turn if they fit.
     documents: list[Attachment] = field(default_factory=list)
     reader: ConversationReader | None = None  # what the read_messages tool may read (the surface decides)
+    record_id: int | None = None  # its durable record (bot/store turns): progress and done are written there
+    question_id: int | None = None  # resuming after a crash: the question is stored already (this message)
 
 
 NO_VISION = ImagesNotSupported.__doc__ or ""
@@ -100,11 +102,25 @@ class Conversations:
         self._active: set[asyncio.Task[None]] = set()
 
     async def handle(self, turn: Turn, reply: Reply, *, approve: Approve | None = None) -> None:
-        """Answer one turn; `approve` is how this surface asks the user before a tool that acts runs."""
+        """Answer one turn; `approve` is how this surface asks the user before a tool that acts runs.
+
+        Its durable record (turn.record_id) is marked done once the reply's last edit is made, also
+        when it failed or was interrupted by a shutdown; only a process that dies leaves it open."""
+        outcome = "failed"
+        try:
+            outcome = await self._handle(turn, reply, approve)
+        except asyncio.CancelledError:
+            outcome = "closed"
+            raise
+        finally:
+            if turn.record_id is not None:
+                await self.store.finish_turn(turn.record_id, outcome=outcome)
+
+    async def _handle(self, turn: Turn, reply: Reply, approve: Approve | None) -> str:
         text = turn.text.strip()
-        if not text and not turn.attachments:
+        if not text and not turn.attachments and turn.question_id is None:
             await reply.say(" ".join(turn.notices) or EMPTY_MESSAGE_HELP)
-            return
+            return "answered"
         try:
             # On the loop thread like every other store call: one short transaction, and no contention
             # between worker threads and the loop for the store's lock.
@@ -112,16 +128,22 @@ class Conversations:
                               settings=self.settings, now=datetime.now(timezone.utc))
         except LimitExceeded as exc:
             await reply.say(exc.user_message())
-            return
+            return "limited"
         await reply.start()
         task = asyncio.current_task()
         if task is not None:
             self._active.add(task)
         key = (turn.channel_id, turn.thread_ts)
         self._waiting[key] += 1
+        started = False
         try:
             async with self._locks[key], self.store.thread_turn(turn.channel_id, turn.thread_ts, turn.ts):
-                await self._answer(turn, text, reply, approve)
+                started = True
+                return await self._answer(turn, text, reply, approve)
+        except asyncio.CancelledError:
+            if not started:  # shut down while waiting for the thread's earlier turn: close this one too
+                await reply.fail(failure_for(Interrupted(), log=log, doing="turn", generic=GENERIC_FAILURE))
+            raise
         finally:
             self._active.discard(task)  # type: ignore[arg-type]
             self._waiting[key] -= 1
@@ -129,7 +151,7 @@ class Conversations:
                 del self._waiting[key]
                 self._locks.pop(key, None)
 
-    async def _answer(self, turn: Turn, text: str, reply: Reply, approve: Approve | None) -> None:
+    async def _answer(self, turn: Turn, text: str, reply: Reply, approve: Approve | None) -> str:
         conversation_id = await self.store.conversation_id(
             team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts, user_id=turn.user_id)
         stored = await self.store.history(conversation_id)
@@ -137,35 +159,20 @@ class Conversations:
             setup = await self.channels.setup(turn.channel_id)
         except ConfigError as exc:  # a channel's model whose API key was removed since it was chosen
             await reply.fail(failure_for(exc, log=log, doing="turn", generic=GENERIC_FAILURE))
-            return
+            return "failed"
         model = setup.profile.model
-        text_tokens: int | None = None
-        if turn.thread is not None:
-            # Thread context may take half of what the window leaves; older turns of history give way.
-            room = input_budget(model=model, max_tokens=self.settings.max_tokens) // 2
-            fixed = self.agent.fixed_tokens_for(setup.profile)
-            text, context = await question_with_context(
-                turn.thread, question=text, question_ts=turn.ts, asker_id=turn.user_id,
-                budget_tokens=room - fixed - count_text_tokens(text))
-            text_tokens = user_message_tokens(text, context, model=model)  # the context was counted once already
-        images, notes = await image_blocks(turn.attachments, store=self.store, max_images=self.settings.max_images)
-        notes = [*turn.notices, *notes]
-        if not text and not images:  # only images, none readable: the sentences say why
-            await reply.finish(notice=" ".join(notes))
-            return
-        documents, document_notes = await document_blocks(turn.documents, model=model,
-                                                          max_tokens=self.settings.max_tokens)
-        notes += document_notes
-        stored_message = Message("user", [*images, *([TextBlock(text)] if text else [])])
-        stored_tokens = (text_tokens if text_tokens is not None and not images
-                         else count_message_tokens(stored_message, model=model))
-        await self.store.append_messages(conversation_id, [stored_message], token_counts=[stored_tokens],
-                                         user_id=turn.user_id, slack_ts=turn.ts)
-        # Whole documents go with this turn only; history keeps the question (the knowledge base keeps the file).
-        user_message = Message("user", [*documents, *stored_message.content])
-        user_tokens = count_message_tokens(user_message, model=model) if documents else stored_tokens
-        history = await with_image_data([m.message for m in stored], self.store)
-        entries = [Counted(m, row.token_count) for m, row in zip(history, stored)] + [Counted(user_message, user_tokens)]
+        if turn.question_id is not None:
+            # Resumed after a crash: the question (with its context and images) is stored; repair() below
+            # answers any tool_use the crash left open, and the agent goes on from there.
+            history = await with_image_data([m.message for m in stored], self.store)
+            entries = [Counted(m, row.token_count) for m, row in zip(history, stored)]
+            images, notes = [], list(turn.notices)
+        else:
+            asked = await self._ask(turn, text, conversation_id, stored, reply, model=model,
+                                    fixed_tokens=self.agent.fixed_tokens_for(setup.profile))
+            if asked is None:
+                return "answered"
+            entries, images, notes = asked
         originals = [entry.message for entry in entries]
         repaired = repair(originals)
         if repaired != originals:  # rare (a crash or an old bug): the repaired messages are counted when needed
@@ -201,8 +208,45 @@ class Conversations:
             raise
         except Exception as exc:
             await self._fail(conversation_id, reply, exc)
-            return
+            return "failed"
         await reply.finish(notice=" ".join([*notes, *([outcome.notice] if outcome.notice else [])]) or None)
+        return "answered"
+
+    async def _ask(self, turn: Turn, text: str, conversation_id: int, stored: list[StoredMessage], reply: Reply, *,
+                   model: str, fixed_tokens: int) -> tuple[list[Counted], list[Any], list[str]] | None:
+        """Store the question (with what others said in the thread, and its images) and record that it is
+        stored; the history for the model with it. None when there is nothing to ask (the reply said why)."""
+        text_tokens: int | None = None
+        if turn.thread is not None:
+            # Thread context may take half of what the window leaves; older turns of history give way.
+            room = input_budget(model=model, max_tokens=self.settings.max_tokens) // 2
+            text, context = await question_with_context(
+                turn.thread, question=text, question_ts=turn.ts, asker_id=turn.user_id,
+                budget_tokens=room - fixed_tokens - count_text_tokens(text))
+            text_tokens = user_message_tokens(text, context, model=model)  # the context was counted once already
+        images, notes = await image_blocks(turn.attachments, store=self.store, max_images=self.settings.max_images)
+        notes = [*turn.notices, *notes]
+        if not text and not images:  # only images, none readable: the sentences say why
+            await reply.finish(notice=" ".join(notes))
+            return None
+        documents, document_notes = await document_blocks(turn.documents, model=model,
+                                                          max_tokens=self.settings.max_tokens)
+        notes += document_notes
+        stored_message = Message("user", [*images, *([TextBlock(text)] if text else [])])
+        stored_tokens = (text_tokens if text_tokens is not None and not images
+                         else count_message_tokens(stored_message, model=model))
+        [question_id] = await self.store.append_messages(conversation_id, [stored_message],
+                                                         token_counts=[stored_tokens], user_id=turn.user_id,
+                                                         slack_ts=turn.ts)
+        if turn.record_id is not None:  # a resumed answer must not ask it again
+            await self.store.turn_question_saved(turn.record_id, conversation_id=conversation_id,
+                                                 question_id=question_id)
+        # Whole documents go with this turn only; history keeps the question (the knowledge base keeps the file).
+        user_message = Message("user", [*documents, *stored_message.content])
+        user_tokens = count_message_tokens(user_message, model=model) if documents else stored_tokens
+        history = await with_image_data([m.message for m in stored], self.store)
+        return ([Counted(m, row.token_count) for m, row in zip(history, stored)] + [Counted(user_message, user_tokens)],
+                images, notes)
 
     async def drain(self, timeout_s: float) -> None:
         """On shutdown: let answers in flight finish for up to `timeout_s`, then interrupt the rest."""

@@ -36,9 +36,11 @@ async def answer(services: Services, budgets: EditBudgets, client: AsyncWebClien
         await ingest_shared_files(files=turn.files, client=client, http=services.http, store=services.store,
                                   settings=services.settings, user_id=turn.user_id, channel_id=turn.channel_id,
                                   thread_ts=turn.thread_ts, budget=budgets.chat_update,
-                                  keep=added if turn.text.strip() else None)
+                                  keep=added if turn.text.strip() else None, owner=services.owner)
         turn = replace(turn, documents=added)
         if not turn.text and not turn.attachments:
+            if turn.record_id is not None:  # the files were the whole message
+                await services.store.finish_turn(turn.record_id, outcome="answered")
             return
     approve = None
     if approvals is not None:
@@ -47,16 +49,24 @@ async def answer(services: Services, budgets: EditBudgets, client: AsyncWebClien
     await services.conversations.handle(turn, build_reply(services, budgets, client, turn), approve=approve)
 
 
-def build_reply(services: Services, budgets: EditBudgets, client: AsyncWebClient, turn: Turn) -> SlackReply | NativeReply:
+def build_reply(services: Services, budgets: EditBudgets, client: AsyncWebClient, turn: Turn, *,
+                native: bool = True) -> SlackReply | NativeReply:
     """The reply for one turn: chat.update edits or Slack's streaming API (THREADBOT_STREAMING), with
-    the panel's status line in assistant threads and 👍/👎 under the finished answer."""
+    the panel's status line in assistant threads and 👍/👎 under the finished answer. A chat.update reply
+    tells the turn's durable record which message it is in and what that shows (for a restart)."""
     status = (AssistantStatus(client, channel_id=turn.channel_id, thread_ts=turn.thread_ts)
               if turn.surface == "assistant" else None)
     blocks = feedback_blocks(services.model)
-    if services.settings.streaming == "native":
+    journal = None
+    if turn.record_id is not None:
+        record_id, store = turn.record_id, services.store
+
+        async def journal(ts: str, shown: str, streaming: bool) -> None:
+            await store.turn_shown(record_id, reply_ts=ts, shown_text=shown, streaming=streaming)
+    if native and services.settings.streaming == "native":
         return NativeReply(client, budgets.chat_update, stream_budget=budgets.append_stream, channel=turn.channel_id,
                            thread_ts=turn.thread_ts, recipient_user_id=turn.user_id,
                            recipient_team_id=turn.team_id or None, status=status, final_blocks=blocks,
                            registry=services.registry)
     return SlackReply(client, budgets.chat_update, channel=turn.channel_id, thread_ts=turn.thread_ts, status=status,
-                      final_blocks=blocks, registry=services.registry)
+                      final_blocks=blocks, registry=services.registry, journal=journal)

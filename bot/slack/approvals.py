@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.conversation.approvals import ApprovalRequest
 from bot.slack.web_api import FAILURES, call, reason
+from bot.store import NewTurn, Store
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,12 @@ def _duration(seconds: float) -> str:
 class SlackApprovals:
     """The approval questions this process is waiting on, and the button listener that answers them."""
 
-    def __init__(self, *, timeout_s: float):
+    def __init__(self, *, timeout_s: float, store: Store | None = None, owner: str | None = None):
         self.timeout_s = timeout_s
+        # With a store, each question is a durable turn until its decision is shown: after a crash the
+        # restart edits it to say it was interrupted (its buttons would answer nobody).
+        self.store = store
+        self.turn_owner = owner  # this process, as the owner of the turns it records
         self._waiting: dict[str, _Waiting] = {}
 
     async def ask(self, client: AsyncWebClient, request: ApprovalRequest, *, channel: str, thread_ts: str) -> bool:
@@ -87,11 +92,28 @@ class SlackApprovals:
             self._waiting.pop(approval_id, None)
             log.warning("could not ask approval for %s in %s: %s", request.tool, channel, reason(exc))
             return False
+        record_id = None
+        if self.store is not None and self.turn_owner is not None:
+            record_id = await self.store.claim_turn(owner=self.turn_owner, turn=NewTurn(
+                kind="approval", team_id="", channel_id=channel, thread_ts=thread_ts, ts=posted["ts"],
+                user_id=request.user_id, text=request.tool, reply_ts=posted["ts"],
+                details={"interrupted": f"⏹️ I was restarted before a decision, so *{_escape(request.tool)}* "
+                                        "was not run."}))
         try:
             approved, _ = await asyncio.wait_for(asyncio.shield(waiting.decided), self.timeout_s)
             outcome: Outcome = "approved" if approved else "denied"
         except asyncio.TimeoutError:
             approved, outcome = False, "timeout"
+        except asyncio.CancelledError:
+            # Shutting down: the buttons would answer nobody. Say so, and record it as closed.
+            if record_id is not None and self.store is not None:
+                stopped = f"⏹️ I was stopped before a decision, so *{_escape(request.tool)}* was not run."
+                try:
+                    await call(client, "chat.update", channel=channel, ts=posted["ts"], text=stopped, blocks=[])
+                except FAILURES as exc:
+                    log.warning("could not close the approval question in %s: %s", channel, reason(exc))
+                await self.store.finish_turn(record_id, outcome="closed")
+            raise
         finally:
             self._waiting.pop(approval_id, None)
         text = decision_text(request, outcome, timeout_s=self.timeout_s)
@@ -100,6 +122,8 @@ class SlackApprovals:
                        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
         except FAILURES as exc:
             log.warning("could not show the approval decision in %s: %s", channel, reason(exc))
+        if record_id is not None and self.store is not None:
+            await self.store.finish_turn(record_id, outcome=outcome)
         return approved
 
     def decide(self, approval_id: str, user_id: str, approved: bool) -> Literal["decided", "not_yours", "gone"]:

@@ -129,6 +129,13 @@ class EditBudget:
             log.warning("chat.update budget is the bottleneck: %d final edits waiting, %d answers in flight, "
                         "%.0f a minute", self._finals_waiting, len(self._in_flight), self.rate * 60)
 
+    async def wait_for_spare(self) -> None:
+        """Wait until a progress edit could take a token, without taking it: work that can wait, such as
+        closing what a crashed process left, never takes the edits answers in flight need."""
+        while not self.try_acquire():  # the shared bucket's try_acquire also fetches tokens meanwhile
+            await asyncio.sleep(0.25)
+        self._tokens += 1  # only looked: the token stays for the edit that follows
+
     def pause(self, retry_after_s: float) -> None:
         """Slack said 429: stop every edit until Retry-After has passed, and start with an empty bucket."""
         self.rate_limited += 1

@@ -5,7 +5,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -36,6 +36,11 @@ class StatusSink(Protocol):
     async def thinking(self) -> bool: ...
     def show(self, status: str | None) -> None: ...
     async def clear(self) -> None: ...
+
+
+# Told after every message the reply posts or edits: (that message's ts, the text it shows now, whether
+# answer text is visible). The durable turn record keeps it, so a restart can find and close the reply.
+Journal = Callable[[str, str, bool], Awaitable[None]]
 
 
 @dataclass
@@ -72,6 +77,7 @@ class SlackReply:
         status: StatusSink | None = None,
         final_blocks: list[dict[str, Any]] | None = None,
         registry: Registry | None = None,
+        journal: Journal | None = None,
     ):
         self.client = client
         self.budget = budget
@@ -83,6 +89,7 @@ class SlackReply:
         self.placeholder = placeholder
         self.status = status
         self.final_blocks = final_blocks
+        self.journal = journal
         self.parts: list[_Part] = []
         self.edits = 0
         self._markdown = ""
@@ -113,12 +120,19 @@ class SlackReply:
 
     async def start(self) -> None:
         """Post the placeholder (or set the assistant status) at once, then start the flusher."""
-        if self.status is None or not await self.status.thinking():
+        if self.parts:  # adopted a message a crashed process left (adopt): answer in it
+            pass
+        elif self.status is None or not await self.status.thinking():
             self.status = None  # no status line to show progress in: fall back to the placeholder
             response = await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts,
                                   text=self.placeholder)
             self.parts.append(_Part(ts=response["ts"], text=self.placeholder))
+            await self._note()
         self._start_flusher()
+
+    def adopt(self, ts: str, shown: str) -> None:
+        """Answer in message `ts`, which shows `shown` (a placeholder a crashed process posted)."""
+        self.parts = [_Part(ts=ts, text=shown)]
 
     def resume(self, ts: str, markdown: str) -> None:
         """Carry on an answer already partly shown in message `ts` (a native stream that failed)."""
@@ -243,8 +257,13 @@ class SlackReply:
             self._last_edit = time.monotonic()
             while True:
                 chunks = split_message(rendered, limit=self.part_limit)
+                if self.journal is not None and self._markdown.strip() and len(chunks) <= len(self.parts):
+                    # Written ahead of the edit: a restart after a kill at any point closes the answer with
+                    # at least the text Slack shows (never answers afresh over it).
+                    await self.journal(self.parts[len(chunks) - 1].ts, chunks[-1], True)
                 try:
                     await self._apply(chunks, final=final, extra_blocks=extra_blocks)
+                    await self._note()
                     return
                 except SlackApiError as exc:
                     if exc.response.get("error") in ("msg_too_long", "msg_blocks_too_long") and self.part_limit > MIN_PART_LIMIT:
@@ -253,6 +272,10 @@ class SlackReply:
                                  exc.response.get("error"), self.part_limit)
                         continue
                     raise
+
+    async def _note(self) -> None:
+        if self.journal is not None and self.parts:
+            await self.journal(self.parts[-1].ts, self.parts[-1].text, bool(self._markdown.strip()))
 
     async def _apply(self, chunks: list[str], *, final: bool, extra_blocks: list[dict[str, Any]] | None) -> None:
         for index, chunk in enumerate(chunks):

@@ -18,7 +18,7 @@ from bot.errors import failure_for
 from bot.slack.edit_budget import EditBudget
 from bot.slack.mrkdwn import escape_mrkdwn, failure_text
 from bot.slack.web_api import FAILURES, call, reason
-from bot.store import Store
+from bot.store import NewTurn, Store
 from knowledge.embed import make_embedder
 from knowledge.errors import FileTooLarge, KnowledgeError, WrongContent
 from knowledge.ingest import IngestResult, Progress, ingest_bytes
@@ -215,12 +215,14 @@ class UploadProgress:
 async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebClient, http: aiohttp.ClientSession,
                               store: Store, settings: Settings, user_id: str, channel_id: str,
                               thread_ts: str, budget: EditBudget | None = None,
-                              keep: list[Attachment] | None = None) -> list[IngestResult]:
+                              keep: list[Attachment] | None = None, owner: str | None = None) -> list[IngestResult]:
     """Add every file shared with a message to the knowledge base; each gets its own progress message
     and ends with either "Added …" or one clear sentence (with a reference id) saying why not.
 
     A DM upload is private to its uploader, a channel upload visible in that channel (invariant 7).
     `keep` collects the bytes of each file added, for a question asked with them.
+    With `owner` (this process) each upload is a durable turn until its outcome is shown, so a restart
+    after a crash tells the uploader it failed (its pending rows are swept at start-up).
     """
     assert settings.slack_bot_token is not None
     token = settings.slack_bot_token.get_secret_value()
@@ -232,6 +234,13 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
         name = escape_mrkdwn(title)
         progress = UploadProgress(client, channel=channel_id, thread_ts=thread_ts, budget=budget)
         await progress.start(f":inbox_tray: Downloading {name}…")
+        record_id = None
+        if owner is not None:
+            record_id = await store.claim_turn(owner=owner, turn=NewTurn(
+                kind="upload", team_id="", channel_id=channel_id, thread_ts=thread_ts, ts=thread_ts, user_id=user_id,
+                text=title, reply_ts=progress.ts,
+                details={"interrupted": f":warning: I couldn't add {name}: I was restarted while adding it. "
+                                        "Please share it again."}))
         try:
             file = await file_info(client, shared["id"])
             title, name = file.name, escape_mrkdwn(file.name)
@@ -250,12 +259,16 @@ async def ingest_shared_files(*, files: list[dict[str, Any]], client: AsyncWebCl
             failure = failure_for(exc, log=log, doing=f"upload of {shared.get('id')}", lead=f"I couldn't add {title}.",
                                   generic=f"Sorry, something went wrong while adding {title}.")
             await progress.finish(failure_text(failure))
+            if record_id is not None:
+                await store.finish_turn(record_id, outcome="failed")
             continue
         verb = "Replaced" if result.replaced else "Added"
         await progress.finish(
             f":white_check_mark: {verb} *{escape_mrkdwn(result.title)}* (document {result.document_id}): "
             f"{result.chunks:,} chunk{'s' if result.chunks != 1 else ''} in {result.seconds:.1f} s. "
             f"Visible to {audience(result.scope)}.")
+        if record_id is not None:
+            await store.finish_turn(record_id, outcome="answered")
         results.append(result)
         if keep is not None:
             keep.append(Attachment(file.name, file.mimetype, data))

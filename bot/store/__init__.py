@@ -11,6 +11,8 @@ from bot.store.records import (
     KnowledgeDocument,
     NewChunk,
     NewDocument,
+    NewTurn,
+    OpenTurn,
     SettingChange,
     SlackThread,
     StoredChunk,
@@ -24,8 +26,8 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 __all__ = ["Admission", "AssistantThread", "ChannelSettings", "KnowledgeDocument", "NewChunk", "NewDocument",
-           "SettingChange", "SlackThread", "Store", "StoredChunk", "StoredMessage", "ThreadMessage", "UsageRow",
-           "UsageTotals", "open_store"]
+           "NewTurn", "OpenTurn", "SettingChange", "SlackThread", "Store", "StoredChunk", "StoredMessage",
+           "ThreadMessage", "UsageRow", "UsageTotals", "open_store"]
 
 
 async def open_store(settings: "Settings") -> Store:

@@ -7,7 +7,7 @@ from the event loop (architecture invariant: all store calls on the event-loop t
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import AsyncContextManager, Mapping, Protocol, Sequence
+from typing import Any, AsyncContextManager, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from bot.store.records import (
     KnowledgeDocument,
     NewChunk,
     NewDocument,
+    NewTurn,
+    OpenTurn,
     ScopePostings,
     ScopeVectors,
     SettingChange,
@@ -61,6 +63,46 @@ class Store(Protocol):
         ...
 
     async def prune_events(self, older_than_s: float = 7 * 86400) -> int: ...
+
+    # --- turns: accepted work until it is done (bot/store/sqlite/turns.py) -------------------
+    # The owner of an open turn is one running process (or replica) with a lease it renews; a turn
+    # whose owner's lease has run out is adopted by whoever looks next (a restart, a live replica).
+
+    # A database not shared_by_replicas (SQLite) has one process: at its start every other owner is gone.
+    # A shared one relies on leases alone.
+
+    async def claim_turn(self, *keys: str, turn: NewTurn, owner: str) -> int | None:
+        """Claim the event keys and record the turn in ONE transaction (None: a key was claimed before)."""
+        ...
+
+    async def turn_shown(self, turn_id: int, *, reply_ts: str, shown_text: str, streaming: bool) -> None:
+        """The reply's (last) message and what it shows; `streaming` once answer text is visible."""
+        ...
+
+    async def turn_details(self, turn_id: int, *, surface: str, details: dict[str, Any]) -> None:
+        """Set the surface and merge `details` into the turn's (what the listener learnt after the claim)."""
+        ...
+
+    async def turn_question_saved(self, turn_id: int, *, conversation_id: int, question_id: int) -> None: ...
+
+    async def finish_turn(self, turn_id: int, *, outcome: str) -> bool:
+        """Mark the turn done; False if it was done already."""
+        ...
+
+    async def turn_outcome(self, turn_id: int) -> str | None: ...
+
+    async def renew_owner(self, owner: str, *, lease_s: float) -> None:
+        """The owner's heartbeat: it holds its open turns for `lease_s` more seconds."""
+        ...
+
+    async def release_owner(self, owner: str) -> None: ...
+
+    async def adopt_turns(self, owner: str, *, everyone_else_gone: bool = False, limit: int = 10_000
+                          ) -> list[OpenTurn]:
+        """Atomically take over the open turns whose owner is gone, oldest first (one adopter each)."""
+        ...
+
+    async def prune_turns(self, older_than_s: float = 86400) -> int: ...
 
     # --- conversations ------------------------------------------------------------------------
 

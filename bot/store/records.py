@@ -1,9 +1,9 @@
 """The records that cross the store's interface, the same for every backend."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -210,3 +210,46 @@ class SettingChange:
     new: str | None
     user_id: str
     changed_at: float
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    """Work the bot accepted and must finish: what to answer (or do), where, for whom.
+
+    `kind` is "answer" for a question; other long-running work ("upload", "approval", "summary") is
+    recorded the same way, so a restart can report or close what a dead process left unfinished.
+    """
+
+    kind: str
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    ts: str  # the user's message (or the work's own anchor)
+    user_id: str
+    surface: str = ""
+    text: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # JSON: what the surface needs to resume it
+    reply_ts: str | None = None  # a message already posted for it (an upload's progress line)
+
+
+@dataclass(frozen=True)
+class OpenTurn:
+    """A recorded turn that is not done, as recovery reads it."""
+
+    id: int
+    kind: str
+    owner: str
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    ts: str
+    user_id: str
+    surface: str
+    text: str
+    details: dict[str, Any]
+    accepted_at: float
+    reply_ts: str | None  # the reply's message (the last part, when it overflowed), once posted
+    shown_text: str | None  # what that message shows now (the bot's own last edit)
+    streaming: bool  # answer text was shown: it can no longer be answered afresh
+    conversation_id: int | None
+    question_id: int | None  # the stored user message, once persisted

@@ -525,6 +525,9 @@ class FakeSlack(ConversationsMixin):
         delay = self.latency.get(method, self.latency.get("*", 0.0))
         if delay:
             await asyncio.sleep(delay)
+            # Latency is the way to Slack: a caller that died meanwhile (SIGKILL) never reached it.
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)
         headers: dict[str, str] = {}
         try:
             call.auth = self._authenticate(request, call.params)

@@ -11,9 +11,13 @@ from bot.slack.listeners import assistant, events, feedback, home, knowledge, sh
 from bot.slack.thread_sync import ThreadSync
 
 
-def register_all(app: AsyncApp, services: Services, budgets: EditBudgets) -> None:
-    # One set of waiting approval questions: asked from a turn, answered by a button click.
-    approvals = SlackApprovals(timeout_s=services.settings.approval_timeout_s)
+def register_all(app: AsyncApp, services: Services, budgets: EditBudgets, *,
+                 approvals: SlackApprovals | None = None) -> None:
+    # One set of waiting approval questions: asked from a turn, answered by a button click; each a durable
+    # turn until decided, so a restart after a crash takes its buttons away.
+    if approvals is None:
+        approvals = SlackApprovals(timeout_s=services.settings.approval_timeout_s, store=services.store,
+                                   owner=services.owner)
     approvals.register(app)
     # One record of the threads the bot is part of, and one access cache, for every listener that reads.
     reading = Reading(ThreadSync(services.store))

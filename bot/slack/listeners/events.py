@@ -2,7 +2,8 @@
 messages in threads the bot is part of are recorded; the rest is acked and ignored.
 
 bot/slack/dedupe.py has already let each event through once; it asked `answered_as` how (if at all) the
-event's message is answered and left the answer in the context under ANSWER_AS.
+event's message is answered and left the answer in the context under ANSWER_AS, and the id of its
+durable turn record (turn_record below) under TURN_RECORD.
 """
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from bot.services import Services
 from bot.slack import assistant_threads
 from bot.slack.answer import answer
 from bot.slack.approvals import SlackApprovals
-from bot.slack.dedupe import ANSWER_AS
+from bot.slack.dedupe import ANSWER_AS, TURN_RECORD
 from bot.slack.edit_budget import EditBudgets
 from bot.slack.conversation_reader import Reading
 from bot.slack.thread_messages import is_followup, is_top_level_post
 from bot.slack.thread_sync import SlackThreadSource, ThreadSync
+from bot.store import NewTurn
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,15 @@ async def answered_as(services: Services, event: dict[str, Any], *, bot_user_id:
     return None
 
 
+def turn_record(body: dict[str, Any], surface: str, bot_user_id: str | None, bot_id: str | None) -> NewTurn:
+    """What a restart needs to answer (or close) this event's message if the process dies first."""
+    event = body.get("event") or {}
+    return NewTurn(kind="answer", team_id=body.get("team_id") or event.get("team") or "", channel_id=event["channel"],
+                   thread_ts=event.get("thread_ts") or event["ts"], ts=event["ts"], user_id=event["user"],
+                   surface=surface, text=strip_mention(event.get("text") or "", bot_user_id),
+                   details={"bot_user_id": bot_user_id, "bot_id": bot_id})
+
+
 def register(app: AsyncApp, services: Services, budgets: EditBudgets, *,
              approvals: SlackApprovals | None = None, reading: Reading | None = None) -> None:
     reading = reading or Reading(ThreadSync(services.store))
@@ -81,6 +92,9 @@ def register(app: AsyncApp, services: Services, budgets: EditBudgets, *,
                                                                       thread_ts=thread_ts):
             surface = "assistant"
             viewing = await assistant_threads.viewing_channel(services.store, event, channel=channel, thread_ts=thread_ts)
+            if context.get(TURN_RECORD) is not None:
+                await services.store.turn_details(context[TURN_RECORD], surface=surface,
+                                                  details={"viewing_channel_id": viewing})
         turn = turn_of(body, event, context, surface=surface, reading=reading, client=client,
                        viewing_channel_id=viewing)
         if surface == "assistant":
@@ -116,6 +130,7 @@ def turn_of(body: dict[str, Any], event: dict[str, Any], context: Any, *, surfac
         thread=thread,
         reader=reading.reader(client, channel_id=channel, thread_ts=thread_ts, user_id=event["user"],
                               viewing_channel_id=viewing_channel_id),
+        record_id=context.get(TURN_RECORD),
     )
 
 

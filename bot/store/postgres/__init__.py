@@ -13,13 +13,15 @@ from bot.store.postgres.conversations import ConversationsMixin
 from bot.store.postgres.knowledge_reads import KnowledgeReads
 from bot.store.postgres.thread_order import ThreadOrder
 from bot.store.postgres.threads import ThreadsMixin
+from bot.store.postgres.turns import TurnsMixin
 from bot.store.postgres.usage import UsageMixin
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 
-class PostgresStore(ConversationsMixin, UsageMixin, ThreadsMixin, ChannelSettingsMixin, BucketsMixin, KnowledgeReads):
+class PostgresStore(ConversationsMixin, UsageMixin, ThreadsMixin, ChannelSettingsMixin, BucketsMixin, TurnsMixin,
+                    KnowledgeReads):
     """bot.store.Store on a PostgreSQL connection pool; every call awaits the driver."""
 
     shared_by_replicas = True

@@ -293,4 +293,38 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "011_turns",
+        """
+        -- Durable turns and their owners' leases (bot/store/postgres/turns.py).
+        CREATE TABLE turns (
+            id bigserial PRIMARY KEY,
+            kind text NOT NULL,
+            owner text NOT NULL,
+            done boolean NOT NULL DEFAULT false,
+            outcome text,
+            team_id text NOT NULL,
+            channel_id text NOT NULL,
+            thread_ts text NOT NULL,
+            ts text NOT NULL,
+            user_id text NOT NULL,
+            surface text NOT NULL,
+            text text NOT NULL,
+            details jsonb NOT NULL DEFAULT '{}',
+            reply_ts text,
+            shown_text text,
+            streaming boolean NOT NULL DEFAULT false,
+            conversation_id bigint,
+            question_id bigint,
+            accepted_at double precision NOT NULL,
+            updated_at double precision NOT NULL
+        );
+        CREATE INDEX turns_open ON turns(owner) WHERE NOT done;
+        CREATE INDEX turns_done ON turns(updated_at) WHERE done;
+        CREATE TABLE turn_owners (
+            owner text PRIMARY KEY,
+            lease_until double precision NOT NULL
+        );
+        """,
+    ),
 ]

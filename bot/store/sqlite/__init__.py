@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from bot.store.sqlite import (assistant_threads, blobs, buckets, channel_settings, conversations, feedback,
-                              knowledge, requests, threads, usage)
+                              knowledge, requests, threads, turns, usage)
 from bot.store.sqlite.assistant_threads import AssistantThreadsMixin
 from bot.store.sqlite.blobs import BlobsMixin
 from bot.store.sqlite.buckets import BucketsMixin
@@ -18,6 +18,7 @@ from bot.store.sqlite.feedback import FeedbackMixin
 from bot.store.sqlite.knowledge_reads import KnowledgeReads
 from bot.store.sqlite.requests import RequestsMixin
 from bot.store.sqlite.threads import ThreadsMixin
+from bot.store.sqlite.turns import TurnsMixin
 from bot.store.sqlite.usage import UsageMixin
 
 # In the order they were first applied (a migration's name is its identity).
@@ -32,11 +33,12 @@ MIGRATIONS = [
     *blobs.MIGRATIONS,
     *channel_settings.MIGRATIONS,
     *buckets.MIGRATIONS,
+    *turns.MIGRATIONS,
 ]
 
 
 class SqliteStore(EventsMixin, ConversationsMixin, UsageMixin, RequestsMixin, FeedbackMixin, AssistantThreadsMixin,
-                  ThreadsMixin, BlobsMixin, ChannelSettingsMixin, BucketsMixin, KnowledgeReads):
+                  ThreadsMixin, BlobsMixin, ChannelSettingsMixin, BucketsMixin, TurnsMixin, KnowledgeReads):
     """bot.store.Store on one SQLite file. The coroutines run their SQL synchronously: each is a short
     transaction, cheaper than a hop to a thread; long whole-scope reads go to a thread themselves."""
 
