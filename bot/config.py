@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     approval_timeout_s: float = Field(300, alias="THREADBOT_APPROVAL_TIMEOUT_S", gt=0, le=86_400)
     # After a crash, unanswered questions younger than this are answered; older ones get a notice.
     resume_window_s: float = Field(600, alias="THREADBOT_RESUME_WINDOW_S", ge=0, le=7 * 86_400)
+    # Each process renews a lease on its open turns; a replica whose lease ran out is gone, and another
+    # replica ends its unfinished answers. Shorter: quicker take-over; renewed every third of it.
+    replica_lease_s: float = Field(30, alias="THREADBOT_REPLICA_LEASE_S", ge=1, le=3600)
     streaming: Literal["update", "native"] = Field("update", alias="THREADBOT_STREAMING")
     thread_followups: bool = Field(True, alias="THREADBOT_THREAD_FOLLOWUPS")
     max_file_mb: float = Field(20, alias="THREADBOT_MAX_FILE_MB", gt=0, le=1024)

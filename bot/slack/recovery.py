@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# An owner renews its lease this often; a replica whose lease ran out is gone and its turns adoptable.
-LEASE_S = 30.0
-RENEW_EVERY_S = LEASE_S / 3
+# An owner renews its lease (settings.replica_lease_s) every third of it; a replica whose lease ran out
+# is gone and its turns adoptable.
+RENEWALS_PER_LEASE = 3
 RESUME_CONCURRENCY = 4  # recovered answers in flight at once (new questions are not limited by this)
 CLOSERS = 2  # notices / shown answers being edited at once, each waiting for a spare edit token
 GENERIC = "Sorry, something went wrong on my side while answering."
@@ -57,7 +57,7 @@ class Recovery:
     async def start(self) -> None:
         """Take the lease, adopt what previous processes left, and start the background workers."""
         store = self.services.store
-        await store.renew_owner(self.services.owner, lease_s=LEASE_S)
+        await store.renew_owner(self.services.owner, lease_s=self.lease_s)
         await self.adopt(everyone_else_gone=not store.shared_by_replicas)
         self._tasks = [asyncio.create_task(self._close_worker()) for _ in range(CLOSERS)]
         self._tasks += [asyncio.create_task(self._resume_worker()) for _ in range(RESUME_CONCURRENCY)]
@@ -90,11 +90,15 @@ class Recovery:
 
     # --- workers ------------------------------------------------------------------------------
 
+    @property
+    def lease_s(self) -> float:
+        return self.services.settings.replica_lease_s
+
     async def _lease_loop(self) -> None:
         while True:
-            await asyncio.sleep(RENEW_EVERY_S)
+            await asyncio.sleep(self.lease_s / RENEWALS_PER_LEASE)
             try:
-                await self.services.store.renew_owner(self.services.owner, lease_s=LEASE_S)
+                await self.services.store.renew_owner(self.services.owner, lease_s=self.lease_s)
                 await self.adopt()  # a replica that died: its lease ran out
             except Exception:  # noqa: BLE001 - the next round tries again
                 log.exception("renewing the turn lease failed")
