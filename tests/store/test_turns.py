@@ -77,3 +77,19 @@ async def test_streaming_sticks_and_done_turns_are_neither_adopted_nor_kept(any_
     assert await store.prune_turns(older_than_s=-60) == 1  # the open one is kept whatever its age
     assert await store.turn_outcome(turn_id) is None and [t.id for t in await store.adopt_turns(
         "p4", everyone_else_gone=True)] == [kept]
+
+
+async def test_a_renewed_lease_keeps_an_owners_turns_and_a_lapsed_one_gives_them_up(any_store):
+    store = any_store
+    other = await second(store)  # the replica that renews, on its own connection
+    try:
+        await other.renew_owner("b", lease_s=-1)  # lapsed (a stall), then renewed in time: still alive
+        await other.renew_owner("b", lease_s=30)
+        turn_id = await other.claim_turn("msg:C1:1.0", turn=question("1.0"), owner="b")
+        await store.renew_owner("a", lease_s=30)
+        assert await store.adopt_turns("a") == []
+        await other.renew_owner("b", lease_s=-1)  # its renewals stopped: the lease ran out
+        assert [t.id for t in await store.adopt_turns("a")] == [turn_id]
+        assert await other.adopt_turns("b") == []  # "a" renewed its lease: b cannot take it back
+    finally:
+        await other.close()
