@@ -2,8 +2,9 @@
 
 History, usage, limits, feedback, threads, blobs and channel settings keep their ids and times (rows the target
 already has are left alone, so an interrupted copy resumes). Knowledge goes through the PostgreSQL
-store's own write path, vectors included, so its postings and indexes are built as for an upload;
-a document whose content the target already has in that scope is skipped.
+store's own write path, vectors included, so its postings and indexes are built as for an upload; its
+documents and chunks keep their ids and times too. A document the target already has (under its id,
+or by content in that scope) is skipped.
 """
 from __future__ import annotations
 
@@ -128,6 +129,8 @@ async def _copy_table(source: "SqliteStore", target: "PostgresStore", table: str
 
 
 async def _copy_knowledge(source: "SqliteStore", target: "PostgresStore", progress: Progress) -> int:
+    """Documents and chunks keep their ids and times (so a copied reference still names the same chunk);
+    a document the target already holds under its id, or whose content it holds in that scope, is skipped."""
     await target.knowledge_sweep()  # the rows of an interrupted earlier copy
     documents = list(reversed(await source.knowledge_documents()))  # oldest first
     have = {(d.scope, d.sha256) for d in await target.knowledge_documents()}
@@ -135,7 +138,7 @@ async def _copy_knowledge(source: "SqliteStore", target: "PostgresStore", progre
     written = 0
     progress("knowledge", 0, len(documents))
     for done, doc in enumerate(documents, 1):
-        if (doc.scope, doc.sha256) not in have:
+        if (doc.scope, doc.sha256) not in have and await _free_for(target, doc):
             space = (doc.embedding_model, doc.embedding_dim, doc.scope)
             if space not in vectors:
                 found = await source.knowledge_scope_vectors(model=space[0], dim=space[1], scope=space[2])
@@ -145,20 +148,56 @@ async def _copy_knowledge(source: "SqliteStore", target: "PostgresStore", progre
             if missing:
                 raise ConfigError(f"db copy: document {doc.id} ({doc.title!r}) has chunks without vectors "
                                   f"({len(missing)}); run `threadbot run` once so they are re-embedded, then copy.")
+            await _check_chunk_ids(target, doc.id, [c.id for c in chunks])
             new_id = await target.knowledge_begin_document(NewDocument(
                 scope=doc.scope, title=doc.title, mimetype=doc.mimetype, kind=doc.kind, size_bytes=doc.size_bytes,
                 uploaded_by=doc.uploaded_by, slack_file_id=doc.slack_file_id, permalink=doc.permalink,
-                embedding_model=doc.embedding_model, embedding_dim=doc.embedding_dim))
+                embedding_model=doc.embedding_model, embedding_dim=doc.embedding_dim),
+                keep_id=doc.id, created_at=doc.created_at)
             rows = [(NewChunk(ordinal=c.ordinal, text=c.text, section=c.section, page=c.page), vectors[space][c.id])
                     for c in chunks]
+            ids = [c.id for c in chunks]
             while rows:
-                rows = rows[await target.knowledge_write_chunks(new_id, rows):]
+                n = await target.knowledge_write_chunks(new_id, rows, keep_ids=ids)
+                rows, ids = rows[n:], ids[n:]
             for retired in await target.knowledge_publish_document(new_id, sha256=doc.sha256,
                                                                   chunk_count=len(chunks)):
                 await target.knowledge_purge_document(retired)
             written += 1
         progress("knowledge", done, len(documents))
+    async with target.pool.connection() as conn:
+        for table in ("knowledge_documents", "knowledge_chunks"):  # new uploads continue after the copied ids
+            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                               f" greatest((SELECT max(id) FROM {table}), 1))")
     return written
+
+
+async def _free_for(target: "PostgresStore", doc: Any) -> bool:
+    """True if the document's id is free in the target; False if the target has this very document
+    (copied before). Rows an interrupted copy left under that id are removed first; another document
+    under that id means the target is not a copy of this source."""
+    async with target.pool.connection() as conn:
+        row = await (await conn.execute("SELECT scope, sha256, status FROM knowledge_documents WHERE id = %s",
+                                        (doc.id,))).fetchone()
+    if row is None:
+        return True
+    scope, sha256, status = row
+    if status == "ready" and (scope, sha256) == (doc.scope, doc.sha256):
+        return False
+    if status == "ready":
+        raise ConfigError(f"db copy: the target's knowledge document {doc.id} is not this SQLite file's "
+                          f"{doc.title!r}; copy into a new, empty database (threadbot creates the tables).")
+    await target.knowledge_purge_document(doc.id)  # half-written by an interrupted copy
+    return True
+
+
+async def _check_chunk_ids(target: "PostgresStore", document_id: int, chunk_ids: list[int]) -> None:
+    async with target.pool.connection() as conn:
+        row = await (await conn.execute("SELECT id, document_id FROM knowledge_chunks WHERE id = ANY(%s) LIMIT 1",
+                                        (chunk_ids,))).fetchone()
+    if row is not None:
+        raise ConfigError(f"db copy: the target already holds knowledge chunk {row[0]} (of document {row[1]}), "
+                          f"which is document {document_id}'s in this SQLite file; copy into a new, empty database.")
 
 
 def describe(written: dict[str, int]) -> str:

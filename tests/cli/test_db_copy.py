@@ -142,3 +142,84 @@ def test_bad_inputs_are_named(tmp_path, capsys):
     SqliteStore(tmp_path / "bot.db")
     assert main(["db", "copy", "--to", "mysql://x", "--from", str(tmp_path / "bot.db")]) == 2
     assert "PostgreSQL URL" in capsys.readouterr().err
+
+
+async def add_document(store, title: str, n: int, rng) -> int:
+    doc = await store.knowledge_begin_document(NewDocument(
+        scope="workspace", title=title, mimetype="text/plain", kind="text", size_bytes=10, uploaded_by="U1",
+        slack_file_id=None, permalink=None, embedding_model="test-embed", embedding_dim=DIM))
+    rows = [(NewChunk(ordinal=i, text=f"{title} line {i}"), rng.standard_normal(DIM).astype(np.float32))
+            for i in range(n)]
+    while rows:
+        rows = rows[await store.knowledge_write_chunks(doc, rows):]
+    await store.knowledge_publish_document(doc, sha256=hashlib.sha256(title.encode()).hexdigest(), chunk_count=n)
+    return doc
+
+
+async def test_knowledge_keeps_its_ids_and_times_and_an_interrupted_copy_resumes(tmp_path, pg_url, capsys):
+    from bot.store.postgres import PostgresStore
+
+    path = tmp_path / "bot.db"
+    source = SqliteStore(path)
+    rng = np.random.default_rng(3)
+    gone = await add_document(source, "Old notes", 2, rng)
+    kept = [await add_document(source, "Runbook", 3, rng), await add_document(source, "Handbook", 2, rng)]
+    assert await source.knowledge_delete_document(gone)  # the source's ids have a gap
+    before = {d.id: d for d in await source.knowledge_documents()}
+    chunks = {d: await source.knowledge_document_chunks(d) for d in kept}
+    space = await source.knowledge_scope_vectors(model="test-embed", dim=DIM, scope="workspace")
+    await source.close()
+
+    # An earlier copy was killed while writing the Runbook: its half-written rows are under that id.
+    target = await PostgresStore.open(pg_url)
+    try:
+        half = await target.knowledge_begin_document(NewDocument(
+            scope="workspace", title="Runbook", mimetype="text/plain", kind="text", size_bytes=10, uploaded_by="U1",
+            slack_file_id=None, permalink=None, embedding_model="test-embed", embedding_dim=DIM), keep_id=kept[0])
+        assert half == kept[0]
+    finally:
+        await target.close()
+
+    assert await copy_cli(pg_url, path) == 0
+    assert "knowledge_documents 2" in capsys.readouterr().out
+    assert await copy_cli(pg_url, path) == 0
+    assert "nothing new (already copied)" in capsys.readouterr().out
+
+    target = await PostgresStore.open(pg_url)
+    try:
+        after = {d.id: d for d in await target.knowledge_documents()}
+        assert sorted(after) == sorted(kept)
+        for doc_id in kept:
+            assert (after[doc_id].title, after[doc_id].created_at, after[doc_id].sha256) == (
+                before[doc_id].title, before[doc_id].created_at, before[doc_id].sha256)
+            copied = await target.knowledge_document_chunks(doc_id)
+            assert [(c.id, c.ordinal, c.text) for c in copied] == [(c.id, c.ordinal, c.text) for c in chunks[doc_id]]
+        # A copied chunk's vector is found under its own id.
+        row = space.ids.tolist().index(chunks[kept[1]][1].id)
+        [(found, similarity)] = await target.knowledge_knn(space.vectors[row], model="test-embed", dim=DIM,
+                                                           scope="workspace", k=1)
+        assert found == chunks[kept[1]][1].id and similarity == pytest.approx(1.0, abs=1e-5)
+        # New uploads continue after the copied ids.
+        newer = await add_document(target, "Fresh", 1, rng)
+        assert newer > max(kept)
+        [fresh] = await target.knowledge_document_chunks(newer)
+        assert fresh.id > max(c.id for doc in chunks.values() for c in doc)
+    finally:
+        await target.close()
+
+
+async def test_a_target_holding_another_knowledge_document_under_a_copied_id_is_refused(tmp_path, pg_url, capsys):
+    from bot.store.postgres import PostgresStore
+
+    path = tmp_path / "bot.db"
+    source = SqliteStore(path)
+    rng = np.random.default_rng(5)
+    await add_document(source, "Runbook", 2, rng)
+    await source.close()
+    target = await PostgresStore.open(pg_url)
+    try:
+        await add_document(target, "Someone else's", 1, rng)  # id 1 too, other content
+    finally:
+        await target.close()
+    assert await copy_cli(pg_url, path) == 2
+    assert "knowledge document 1 is not this SQLite file's 'Runbook'" in capsys.readouterr().err

@@ -95,26 +95,35 @@ class KnowledgeWrites:
     pool: "AsyncConnectionPool"
     _knowledge_swept: bool = False
 
-    async def knowledge_begin_document(self, document: NewDocument) -> int:
-        """Insert a 'pending' document (invisible until published) with this writer's lease; returns its id."""
+    async def knowledge_begin_document(self, document: NewDocument, *, keep_id: int | None = None,
+                                       created_at: float | None = None) -> int:
+        """Insert a 'pending' document (invisible until published) with this writer's lease; returns its id.
+        `keep_id` and `created_at` are for `threadbot db copy`, which keeps the source's ids and times."""
         await self._knowledge_open()
         d = document
         async with self.pool.connection() as conn:
             await ensure_space(conn, d.embedding_model, d.embedding_dim)
             # A placeholder sha256 keeps UNIQUE(scope, sha256) free for the copy being replaced.
             cur = await conn.execute(
-                "INSERT INTO knowledge_documents(scope, title, mimetype, kind, sha256, size_bytes, uploaded_by,"
+                "INSERT INTO knowledge_documents(id, scope, title, mimetype, kind, sha256, size_bytes, uploaded_by,"
                 " slack_file_id, permalink, embedding_model, embedding_dim, created_at, status, lease_until)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) RETURNING id",
-                (d.scope, d.title, d.mimetype, d.kind, f"pending:{uuid.uuid4().hex}", d.size_bytes, d.uploaded_by,
-                 d.slack_file_id, d.permalink, d.embedding_model, d.embedding_dim, time.time(),
-                 time.time() + LEASE_S))
+                " OVERRIDING SYSTEM VALUE VALUES (coalesce(%s, nextval(pg_get_serial_sequence("
+                "'knowledge_documents', 'id'))), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s)"
+                " RETURNING id",
+                (keep_id, d.scope, d.title, d.mimetype, d.kind, f"pending:{uuid.uuid4().hex}", d.size_bytes,
+                 d.uploaded_by, d.slack_file_id, d.permalink, d.embedding_model, d.embedding_dim,
+                 time.time() if created_at is None else created_at, time.time() + LEASE_S))
             return (await cur.fetchone())[0]
 
-    async def knowledge_write_chunks(self, document_id: int, rows: Sequence[tuple[NewChunk, np.ndarray]]) -> int:
+    async def knowledge_write_chunks(self, document_id: int, rows: Sequence[tuple[NewChunk, np.ndarray]], *,
+                                     keep_ids: Sequence[int] | None = None) -> int:
         """Write the first WRITE_BATCH of these rows (chunks, postings, vectors) in one transaction and
-        renew the writer's lease; returns how many were written."""
+        renew the writer's lease; returns how many were written. `keep_ids` (one per row, for `threadbot
+        db copy`) are the chunks' ids instead of new ones."""
         batch = list(rows[:WRITE_BATCH])
+        ids_wanted = None if keep_ids is None else [int(i) for i in keep_ids[:WRITE_BATCH]]
+        if ids_wanted is not None and len(ids_wanted) != len(batch):
+            raise ValueError("keep_ids must give one id per row")
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT scope, title, embedding_model, embedding_dim FROM knowledge_documents"
@@ -125,11 +134,13 @@ class KnowledgeWrites:
             chunks = [c for c, _ in batch]
             async with conn.transaction():
                 cur = await conn.execute(
-                    "INSERT INTO knowledge_chunks(document_id, ordinal, scope, section, page, text)"
-                    " SELECT %s, o, %s, s, p, t FROM unnest(%s::int[], %s::text[], %s::int[], %s::text[]) AS u(o, s, p, t)"
+                    "INSERT INTO knowledge_chunks(id, document_id, ordinal, scope, section, page, text)"
+                    " OVERRIDING SYSTEM VALUE SELECT coalesce(i, nextval(pg_get_serial_sequence('knowledge_chunks',"
+                    " 'id'))), %s, o, %s, s, p, t"
+                    " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::text[]) AS u(i, o, s, p, t)"
                     " RETURNING id, ordinal",
-                    (document_id, scope, [c.ordinal for c in chunks], [c.section for c in chunks],
-                     [c.page for c in chunks], [c.text for c in chunks]))
+                    (document_id, scope, ids_wanted or [None] * len(chunks), [c.ordinal for c in chunks],
+                     [c.section for c in chunks], [c.page for c in chunks], [c.text for c in chunks]))
                 by_ordinal = {r[1]: r[0] for r in await cur.fetchall()}
                 ids = [by_ordinal[c.ordinal] for c in chunks]
                 await conn.execute(_POSTINGS, {"ids": ids, "sections": [c.section for c in chunks],
