@@ -142,7 +142,7 @@ def run_search(settings: Settings, query: str, *, scope: str, k: int, as_json: b
     if k < 1:
         raise ConfigError("-k: ask for at least one result.")
     # Opening a missing path would create an empty database and find nothing, silently.
-    if not settings.db_path.exists():
+    if settings.database_url is None and not settings.db_path.exists():
         raise ConfigError(f"THREADBOT_DB: no database at {settings.db_path}. Point it at the bot's database file.")
     return asyncio.run(_search_all(settings, query, scopes=scopes, k=k, as_json=as_json, stdin=stdin, stdout=stdout))
 

@@ -25,7 +25,7 @@ def days(value: str) -> int:
 
 def run_usage(settings: Settings, users: list[str] | None, *, days: int, as_json: bool) -> int:
     # Opening a missing path would create an empty database and print a report of zeros.
-    if not settings.db_path.exists():
+    if settings.database_url is None and not settings.db_path.exists():
         raise ConfigError(f"THREADBOT_DB: no database at {settings.db_path}. Point it at the bot's database file.")
     async def build() -> list:
         store = await open_store(settings)

@@ -119,3 +119,15 @@ def test_progress_line_redraws_on_a_terminal_and_prints_lines_otherwise():
     line.update(Progress("indexing", "a.md", 2, 4))  # within the interval: skipped
     line.clear()
     assert plain.getvalue() == "Reading a.md…\nIndexing a.md: 0/4 chunks… [....................] 0%\n"
+
+
+def test_ingest_and_search_on_postgresql_need_no_sqlite_file(tmp_path, monkeypatch, capsys, pg_url):
+    monkeypatch.setenv("THREADBOT_DATABASE_URL", pg_url)
+    monkeypatch.setenv("THREADBOT_DB", str(tmp_path / "missing.db"))  # replicas have no SQLite file
+    (tmp_path / "holidays.md").write_text(HOLIDAYS, encoding="utf-8")
+    assert main(["ingest", str(tmp_path / "holidays.md")]) == 0
+    assert "(document 1, scope workspace)" in capsys.readouterr().out
+    assert main(["search", "paid holiday", "--json"]) == 0
+    [hit] = json.loads(capsys.readouterr().out)
+    assert (hit["title"], hit["scope"]) == ("holidays.md", "workspace") and "twenty-five days" in hit["text"]
+    assert not (tmp_path / "missing.db").exists()

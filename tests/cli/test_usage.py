@@ -54,3 +54,20 @@ def test_usage_errors(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["usage", "--days", "0"])
     assert exit_.value.code == 2 and "pick between 1 and 365 days" in capsys.readouterr().err
+
+
+def test_usage_reads_postgresql_when_the_database_url_is_set(tmp_path, monkeypatch, capsys, pg_url):
+    from bot.store.postgres import PostgresStore
+
+    async def seed() -> None:
+        store = await PostgresStore.open(pg_url)
+        await store.record_usage(_row("U1", 4_321, "0.5"))
+        await store.close()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("THREADBOT_DATABASE_URL", pg_url)
+    monkeypatch.setenv("THREADBOT_DB", str(tmp_path / "missing.db"))  # replicas have no SQLite file
+    assert main(["usage", "--user", "U1", "--json"]) == 0
+    today = json.loads(capsys.readouterr().out)["periods"][0]
+    assert (today["calls"], today["input_tokens"]) == (1, 4_321)
+    assert not (tmp_path / "missing.db").exists()
