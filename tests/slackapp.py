@@ -20,7 +20,7 @@ from tests.fakes.slack import FakeSlack, HttpResult
 class Bot:
     slack: FakeSlack
     model: FakeAnthropic
-    runtime: Services
+    services: Services
     events_url: str
 
     async def deliver(self, payload: dict[str, Any]) -> HttpResult:
@@ -68,14 +68,14 @@ async def running_bot(tmp_path: Path, **env: str) -> AsyncIterator[Bot]:
             "SLACK_API_URL": slack.api_url, "ANTHROPIC_API_KEY": "sk-ant-fake-test-key",
             "ANTHROPIC_BASE_URL": model.base_url, "THREADBOT_DB": str(tmp_path / "bot.db"),
             "THREADBOT_USER_RPM": "1000", **env})
-        runtime = await Services.create(settings)
-        runner = web.AppRunner(build_app(runtime).web_app(path="/slack/events"), access_log=None)
+        services = await Services.create(settings)
+        runner = web.AppRunner(build_app(services).web_app(path="/slack/events"), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
         try:
-            yield Bot(slack, model, runtime, url)
+            yield Bot(slack, model, services, url)
         finally:
             await runner.cleanup()
-            await runtime.aclose()
+            await services.aclose()

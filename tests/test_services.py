@@ -18,21 +18,21 @@ async def test_start_up_re_embeds_documents_from_another_embedder(tmp_path):
     await store.close()
 
     settings = load_settings(THREADBOT_DB=str(db), ANTHROPIC_API_KEY="sk-ant-test")
-    runtime = await Services.create(settings)
+    services = await Services.create(settings)
     try:
-        assert runtime.reembedding is not None
-        assert await runtime.reembedding == 1
-        stored = await runtime.store.knowledge_document(doc.document_id)
+        assert services.reembedding is not None
+        assert await services.reembedding == 1
+        stored = await services.store.knowledge_document(doc.document_id)
         assert (stored.embedding_model, stored.embedding_dim) == (LocalEmbedder.model, LocalEmbedder.dim)
-        hits = await search(runtime.store, LocalEmbedder(), "how many vacation days", scopes=["workspace"], mode="vector")
+        hits = await search(services.store, LocalEmbedder(), "how many vacation days", scopes=["workspace"], mode="vector")
         assert [h.document_id for h in hits] == [doc.document_id]
     finally:
-        await runtime.aclose()
+        await services.aclose()
 
 
 async def test_nothing_to_re_embed_starts_no_work(tmp_path):
-    runtime = await Services.create(load_settings(THREADBOT_DB=str(tmp_path / "e.db"), ANTHROPIC_API_KEY="k"))
+    services = await Services.create(load_settings(THREADBOT_DB=str(tmp_path / "e.db"), ANTHROPIC_API_KEY="k"))
     try:
-        assert runtime.reembedding is None
+        assert services.reembedding is None
     finally:
-        await runtime.aclose()
+        await services.aclose()

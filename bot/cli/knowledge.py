@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+import rich.progress
+from rich.console import Console
+
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.store import open_store
@@ -22,14 +25,19 @@ PLAIN_LINE_S = 2.0  # without a terminal, a progress line at most this often (pl
 
 
 class ProgressLine:
-    """One updating progress line on stderr: redrawn in place on a terminal, plain lines otherwise."""
+    """One updating progress line on stderr: a rich live bar on a terminal, plain lines otherwise.
+
+    rich redraws in place and leaves nothing behind (transient); it has no plain-line mode of its own,
+    so without a terminal (a log file, CI) a line is printed per stage and at most every PLAIN_LINE_S.
+    """
 
     def __init__(self, stream: IO[str], *, tty: bool | None = None):
         self.stream = stream
         self.tty = stream.isatty() if tty is None else tty
         self._last = 0.0
         self._stage = ""
-        self._drawn = False
+        self._live: rich.progress.Progress | None = None
+        self._task: rich.progress.TaskID | None = None
 
     def update(self, event: Progress) -> None:
         now = time.monotonic()
@@ -37,21 +45,34 @@ class ProgressLine:
         if event.stage == "done" or not (changed or now - self._last >= (TTY_REDRAW_S if self.tty else PLAIN_LINE_S)):
             return
         self._stage, self._last = event.stage, now
+        if self.tty:
+            self._draw(event)
+            return
         text = event.text()
         if event.stage == "indexing" and event.total:
             text += f" {bar(event.done, event.total)}"
-        if self.tty:
-            self.stream.write(f"\r\x1b[K{text}")
-            self._drawn = True
-        else:
-            self.stream.write(text + "\n")
+        self.stream.write(text + "\n")
         self.stream.flush()
 
+    def _draw(self, event: Progress) -> None:
+        total = event.total if event.stage == "indexing" and event.total else None  # None: rich pulses
+        if self._live is None or self._task is None:
+            # Our own redraw pace (TTY_REDRAW_S) instead of rich's refresh thread: one thread fewer per file.
+            self._live = rich.progress.Progress(
+                rich.progress.TextColumn("{task.description}"), rich.progress.BarColumn(bar_width=20),
+                rich.progress.TaskProgressColumn(),
+                console=Console(file=self.stream, force_terminal=True, highlight=False),
+                transient=True, auto_refresh=False)
+            self._live.start()
+            self._task = self._live.add_task(event.text(), total=total, completed=event.done)
+        else:
+            self._live.update(self._task, description=event.text(), total=total, completed=event.done)
+        self._live.refresh()
+
     def clear(self) -> None:
-        if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._drawn = False
+        if self._live is not None:
+            self._live.stop()  # transient: the bar is erased and the cursor shown again
+            self._live, self._task = None, None
 
 
 def bar(done: int, total: int, width: int = 20) -> str:
@@ -115,6 +136,8 @@ async def _ingest_all(settings: Settings, paths: list[str], *, scope: str, stdou
             else:
                 line.clear()
                 print(result_line(path, result), file=stdout, flush=True)
+            finally:
+                line.clear()  # Ctrl-C mid-file: the terminal gets its cursor back
     finally:
         await store.close()
     return 1 if failed else 0

@@ -38,7 +38,7 @@ _COMMAND = re.compile(r"^/([a-z]+)(?:\s+(.*))?$", re.DOTALL)
 class Console:
     """Turns console input lines into conversation turns and console commands."""
 
-    runtime: "Services"
+    services: "Services"
     screen: Screen
     thread_ts: str
     embedder_factory: Callable[[Settings], "Embedder"] | None = None
@@ -51,7 +51,7 @@ class Console:
 
     @property
     def store(self):  # noqa: ANN201 - bot.store.Store
-        return self.runtime.store
+        return self.services.store
 
     async def handle_line(self, line: str) -> None:
         text = line.strip()
@@ -89,9 +89,9 @@ class Console:
         images, self._images = self._images, []
         turn = Turn(team_id=CONSOLE_TEAM, channel_id=CONSOLE_CHANNEL, thread_ts=self.thread_ts,
                     user_id=CONSOLE_USER, text=text, ts=self._next_ts(), surface="console", attachments=images)
-        reply = ConsoleReply(self.screen, self.runtime.registry)
+        reply = ConsoleReply(self.screen, self.services.registry)
         try:
-            await self.runtime.conversations.handle(turn, reply, approve=self.approve)
+            await self.services.conversations.handle(turn, reply, approve=self.approve)
         except asyncio.CancelledError:  # Ctrl-C while the answer streams
             if not reply.interrupted:
                 self.screen.writer.close()
@@ -149,7 +149,7 @@ class Console:
             self.screen.failure(f"There is no file at {path}.")
             return
         if is_image(path.name, None):
-            limit_mb = self.runtime.settings.max_file_mb
+            limit_mb = self.services.settings.max_file_mb
             if path.stat().st_size > limit_mb * 1024 * 1024:
                 self.screen.failure(f"{path.name} is larger than the {limit_mb:g} MB limit.")
                 return
@@ -161,7 +161,7 @@ class Console:
         result = await ingest_path(
             self.store, embedder, path, scope=UPLOAD_SCOPE, uploaded_by=CONSOLE_USER,
             progress=lambda p: self.screen.info(p.text()) if p.stage != "done" else None,
-            max_bytes=int(self.runtime.settings.max_file_mb * 1024 * 1024),
+            max_bytes=int(self.services.settings.max_file_mb * 1024 * 1024),
         )
         replaced = " (replacing the earlier copy)" if result.replaced else ""
         self.screen.message(f"Added {result.title}{replaced}: {result.chunks} chunks in {result.seconds:.1f} s, "
@@ -173,7 +173,7 @@ class Console:
                 from knowledge.embed import make_embedder
 
                 self.embedder_factory = make_embedder
-            self._embedder = self.embedder_factory(self.runtime.settings)
+            self._embedder = self.embedder_factory(self.services.settings)
         return self._embedder
 
 
@@ -199,9 +199,9 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
     with asyncio.Runner() as runner:
         if interactive:
             forward_sigint_to_main_thread()
-        runtime = runner.run(Services.create(settings))
+        services = runner.run(Services.create(settings))
         approve = ConsoleApproval(screen, stdin, timeout_s=settings.approval_timeout_s)
-        console = Console(runtime=runtime, screen=screen, thread_ts=thread_ts, approve=approve)
+        console = Console(services=services, screen=screen, thread_ts=thread_ts, approve=approve)
         try:
             runner.run(_greet(console, resumed=thread is not None, interactive=interactive))
             while not console.exit_requested:
@@ -219,7 +219,7 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
             if interactive and stdout.isatty():
                 screen.info(f"Resume this conversation with: threadbot console --thread {thread_ts}")
             try:
-                runner.run(runtime.aclose())
+                runner.run(services.aclose())
             except (Exception, KeyboardInterrupt):
                 log.debug("console shutdown was interrupted", exc_info=True)
     return 0
@@ -228,7 +228,7 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
 async def _greet(console: Console, *, resumed: bool, interactive: bool) -> None:
     thread_ts = console.thread_ts
     earlier = await console.earlier_messages() if resumed else 0
-    model = console.runtime.settings.model
+    model = console.services.settings.model
     if resumed:
         state = (f"resuming thread {thread_ts} ({earlier} earlier messages)" if earlier
                  else f"thread {thread_ts} has no earlier messages; starting it")

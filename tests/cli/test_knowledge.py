@@ -110,8 +110,14 @@ def test_progress_line_redraws_on_a_terminal_and_prints_lines_otherwise():
     line.update(Progress("indexing", "a.md", 0, 4))
     line.update(Progress("done", "a.md", 4, 4, 1.0))
     line.clear()
-    assert tty.getvalue() == ("\r\x1b[KReading a.md…\r\x1b[KIndexing a.md: 0/4 chunks… [....................] 0%"
-                              "\r\x1b[K")
+    drawn = re.sub(r"\x1b\[[0-9;]*m", "", tty.getvalue())  # colours aside
+    # rich draws in place (carriage return + erase line, never a newline between redraws), stage by stage, with
+    # the bar and percentage once the total is known; transient: the line is erased and the cursor shown at the end.
+    assert drawn.startswith("\x1b[?25l\r\x1b[2KReading a.md…"), repr(drawn)
+    assert re.search(r"\r\x1b\[2KIndexing a\.md: 0/4 chunks… ━{20} +0%", drawn), repr(drawn)
+    assert drawn.index("Reading a.md…") < drawn.index("Indexing a.md")
+    assert "Added a.md" not in drawn  # "done" is the result line's job, on stdout
+    assert drawn.count("\n") == 1 and drawn.endswith("\n\x1b[?25h\r\x1b[1A\x1b[2K"), repr(drawn)
     plain = io.StringIO()
     line = ProgressLine(plain, tty=False)
     line.update(Progress("reading", "a.md"))

@@ -325,8 +325,8 @@ async def test_upload_list_search_delete(tmp_path):
     store = SqliteStore(tmp_path / "k.db")
     out = io.StringIO()
     settings = load_settings(THREADBOT_DB=str(tmp_path / "k.db"))
-    runtime = SimpleNamespace(store=store, settings=settings)
-    console = Console(runtime=runtime, screen=Screen(out, io.StringIO(), ansi=False), thread_ts="1.0",
+    services = SimpleNamespace(store=store, settings=settings)
+    console = Console(services=services, screen=Screen(out, io.StringIO(), ansi=False), thread_ts="1.0",
                       embedder_factory=lambda s: _WordEmbedder())
     doc = tmp_path / "handbook.md"
     doc.write_text("# Holidays\n\nEveryone gets twenty-five vacation days a year.\n")

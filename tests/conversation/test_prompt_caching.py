@@ -99,22 +99,22 @@ async def test_cache_points_and_cache_tokens_are_recorded_and_priced_exactly(tmp
         assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user", "assistant", "user"]
         assert cache_marks(second) == [(3, 0)] and second["messages"][3]["content"][0]["text"] == "Done."
 
-        rows = usage_rows(bot.runtime.store)
+        rows = usage_rows(bot.services.store)
         assert [(r.input_tokens, r.output_tokens, r.cache_creation_input_tokens, r.cache_read_input_tokens)
                 for r in rows] == [(1_000, 40, 2_500, 0), (30, 12, 20, 3_500), (50, 7, 40, 3_600)]
         # claude-sonnet-4-6: $3 input, $15 output, $3.75 cache write, $0.30 cache read per million tokens.
         assert [r.cost_usd for r in rows] == [Decimal("0.012975"), Decimal("0.001395"), Decimal("0.001485")]
         assert {(r.user_id, r.surface, r.thread_ts, r.model) for r in rows} == {
             (fs.USER_ID, "mention", thread, "claude-sonnet-4-6")}
-        assert (await bot.runtime.store.usage_totals(since=0)).cost_usd == Decimal("0.015855")
+        assert (await bot.services.store.usage_totals(since=0)).cost_usd == Decimal("0.015855")
 
 
 async def test_reported_input_tokens_calibrate_the_safety_factor(tmp_path):
     async with running_bot(tmp_path) as bot:
-        model = bot.runtime.model
+        model = bot.services.model
         assert safety_factor(model) == CLAUDE_SAFETY_FACTOR
-        estimate = (count_text_tokens(bot.runtime.settings.system_prompt)
-                    + count_tools_tokens(bot.runtime.registry.specs())
+        estimate = (count_text_tokens(bot.services.settings.system_prompt)
+                    + count_tools_tokens(bot.services.registry.specs())
                     + count_message_tokens(Message("user", [TextBlock("how big is my prompt")])))
         # The provider reports twice our estimate, split over uncached, cache-write and cache-read input.
         reported = 2 * estimate
@@ -127,7 +127,7 @@ async def test_reported_input_tokens_calibrate_the_safety_factor(tmp_path):
 async def test_a_very_long_thread_is_trimmed_to_a_valid_request_that_fits(tmp_path):
     rng = random.Random(5)
     async with running_bot(tmp_path, **small_window_env(tmp_path)) as bot:
-        store = bot.runtime.store
+        store = bot.services.store
         thread = fs.next_ts()
         conversation = await store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=thread,
                                              user_id=fs.USER_ID)
@@ -161,7 +161,7 @@ async def test_a_very_long_thread_is_trimmed_to_a_valid_request_that_fits(tmp_pa
         assert messages[-2].text.startswith("answer 299: ")
         assert any(m.tool_uses for m in messages)
         # It fits the window with the safety factor, the output cap and the margin, yet isn't over-trimmed.
-        estimate = (count_text_tokens(request["system"][0]["text"]) + count_tools_tokens(bot.runtime.registry.specs())
+        estimate = (count_text_tokens(request["system"][0]["text"]) + count_tools_tokens(bot.services.registry.specs())
                     + sum(count_message_tokens(m) for m in messages))
         room = SMALL_WINDOW - request["max_tokens"] - SAFETY_MARGIN
         assert estimate * CLAUDE_SAFETY_FACTOR <= room
@@ -190,7 +190,7 @@ async def test_a_message_too_large_for_the_window_gets_a_clear_reply_and_the_thr
 async def test_trimming_uses_the_stored_token_counts_instead_of_recounting(tmp_path):
     rng = random.Random(9)
     async with running_bot(tmp_path, **small_window_env(tmp_path)) as bot:
-        store = bot.runtime.store
+        store = bot.services.store
         thread = fs.next_ts()
         conversation = await store.conversation_id(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=thread,
                                              user_id=fs.USER_ID)

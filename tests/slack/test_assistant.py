@@ -53,12 +53,12 @@ async def test_thread_started_sets_suggested_prompts_and_records_the_context(bot
     assert call.ok and call.params["channel_id"] == ASSISTANT_DM and call.params["thread_ts"] == thread_ts
     prompts = call.params["prompts"]
     assert 3 <= len(prompts) <= 4 and all(p["title"] and p["message"] for p in prompts)
-    thread = await bot.runtime.store.assistant_thread(ASSISTANT_DM, thread_ts)
+    thread = await bot.services.store.assistant_thread(ASSISTANT_DM, thread_ts)
     assert thread is not None and thread.context_channel_id == VIEWED_CHANNEL and thread.user_id == fs.USER_ID
 
 
 async def context_is(bot: Bot, thread_ts: str, channel: str) -> bool:
-    thread = await bot.runtime.store.assistant_thread(ASSISTANT_DM, thread_ts)
+    thread = await bot.services.store.assistant_thread(ASSISTANT_DM, thread_ts)
     return thread is not None and thread.context_channel_id == channel
 
 
@@ -71,13 +71,13 @@ async def test_message_in_assistant_thread_uses_status_title_and_viewed_channel(
         lambda: context_is(bot, thread_ts, OTHER_CHANNEL))
 
     seen: list[Turn] = []
-    handle = bot.runtime.conversations.handle
+    handle = bot.services.conversations.handle
 
     async def spy(turn: Turn, reply: Any, **options: Any) -> None:
         seen.append(turn)
         await handle(turn, reply, **options)
 
-    bot.runtime.conversations.handle = spy  # type: ignore[method-assign]
+    bot.services.conversations.handle = spy  # type: ignore[method-assign]
     bot.model.add(
         Reply.tool("get_weather", {"place": "Lisbon"}, token_delay_s=0.05),
         Reply.text("I could not reach the **forecast** service just now.", chunk_chars=6, token_delay_s=0.03),
@@ -118,7 +118,7 @@ async def test_assistant_thread_info_on_the_message_is_enough(bot: Bot):
     await bot.final_text(ASSISTANT_DM, thread_ts, "echo: hello from the panel")
     await bot.slack.wait_for(lambda: status_calls(bot.slack, thread_ts)[-1:] == [""])
     assert status_calls(bot.slack, thread_ts)[0] == "is thinking…"
-    assert (await bot.runtime.store.assistant_thread(ASSISTANT_DM, thread_ts)).context_channel_id == VIEWED_CHANNEL
+    assert (await bot.services.store.assistant_thread(ASSISTANT_DM, thread_ts)).context_channel_id == VIEWED_CHANNEL
 
 
 async def test_plain_dm_thread_still_gets_a_placeholder_and_no_status(bot: Bot):

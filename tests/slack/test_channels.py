@@ -66,16 +66,16 @@ async def test_a_channels_prompt_model_and_tools_reach_its_requests_and_not_othe
     assert system == f"{DEFAULT_SYSTEM_PROMPT}\n\n{CHANNEL_RULES}\n\n{PERSONA}"
     assert tool_names(help_request) == ["get_weather"]
 
-    assert quiet_request["model"] == bot.runtime.settings.model
+    assert quiet_request["model"] == bot.services.settings.model
     assert quiet_request["system"][0]["text"] == DEFAULT_SYSTEM_PROMPT
-    assert set(tool_names(quiet_request)) == set(bot.runtime.registry.names) and len(tool_names(quiet_request)) > 1
+    assert set(tool_names(quiet_request)) == set(bot.services.registry.names) and len(tool_names(quiet_request)) > 1
 
     # The cache prefix (tools, then system) is the same from turn to turn in one channel.
     assert help_again["tools"] == help_request["tools"] and help_again["system"] == help_request["system"]
 
-    rows = usage_rows(bot.runtime.store)
+    rows = usage_rows(bot.services.store)
     assert [(r.channel_id, r.model) for r in rows] == [
-        (HELP, "claude-haiku-4-5"), (QUIET, bot.runtime.settings.model), (HELP, "claude-haiku-4-5")]
+        (HELP, "claude-haiku-4-5"), (QUIET, bot.services.settings.model), (HELP, "claude-haiku-4-5")]
 
 
 async def test_a_channel_model_of_another_provider_goes_to_that_provider(tmp_path):
@@ -95,7 +95,7 @@ async def test_a_channel_model_of_another_provider_goes_to_that_provider(tmp_pat
             (request,) = openai.chat_requests
             assert request.body["model"] == "gpt-4o-mini"
             assert request.body["messages"][0]["role"] == "system"
-            assert [r.model for r in usage_rows(bot.runtime.store)] == ["gpt-4o-mini"]
+            assert [r.model for r in usage_rows(bot.services.store)] == ["gpt-4o-mini"]
     finally:
         await openai.stop()
 
@@ -103,8 +103,8 @@ async def test_a_channel_model_of_another_provider_goes_to_that_provider(tmp_pat
 async def test_only_admins_change_settings_and_everyone_else_is_refused_politely(bot: Bot):
     for text in ("prompt Be a pirate.", "model claude-haiku-4-5", "autoanswer on", "reset", "show"):
         assert await threadbot(bot, text, user=BOB) == NOT_ADMIN
-    assert await bot.runtime.store.channel_settings(HELP) is None
-    assert await bot.runtime.store.channel_setting_changes(HELP) == []
+    assert await bot.services.store.channel_settings(HELP) is None
+    assert await bot.services.store.channel_setting_changes(HELP) == []
     assert "*/threadbot*" in await threadbot(bot, "help", user=BOB)  # what it does is no secret
 
 
@@ -120,16 +120,16 @@ async def test_only_admins_change_settings_and_everyone_else_is_refused_politely
 ])
 async def test_invalid_values_get_a_clear_answer_and_change_nothing(bot: Bot, text: str, says: str):
     await threadbot(bot, "prompt Keep it short.")
-    before = await bot.runtime.store.channel_settings(HELP)
+    before = await bot.services.store.channel_settings(HELP)
     answer = await threadbot(bot, text)
     assert says in answer and answer.endswith("Nothing was changed.")
-    assert await bot.runtime.store.channel_settings(HELP) == before
-    assert len(await bot.runtime.store.channel_setting_changes(HELP)) == 1
+    assert await bot.services.store.channel_settings(HELP) == before
+    assert len(await bot.services.store.channel_setting_changes(HELP)) == 1
 
 
 async def test_show_lists_the_settings_and_every_change_with_who_and_old_and_new(bot: Bot):
     assert (await threadbot(bot, "show")).splitlines()[1:] == [
-        "• Prompt: none (my default instructions)", f"• Model: `{bot.runtime.settings.model}` (the default)",
+        "• Prompt: none (my default instructions)", f"• Model: `{bot.services.settings.model}` (the default)",
         "• Tools: all (the default)", "• Auto-answer: off"]
     await threadbot(bot, "prompt Answer like a librarian.")
     await threadbot(bot, "tools get_weather, search_docs")
@@ -137,7 +137,7 @@ async def test_show_lists_the_settings_and_every_change_with_who_and_old_and_new
     assert await threadbot(bot, "autoanswer on") == "That is already the setting here; nothing changed."
     lines = (await threadbot(bot, "show")).splitlines()
     assert lines[:5] == [f"*How I behave in <#{HELP}>*", "• Prompt: _Answer like a librarian._",
-                         f"• Model: `{bot.runtime.settings.model}` (the default)",
+                         f"• Model: `{bot.services.settings.model}` (the default)",
                          "• Tools: `get_weather`, `search_docs`", "• Auto-answer: on"]
     assert lines[5] == "*Latest changes*"
     changes = lines[6:]
@@ -150,8 +150,8 @@ async def test_show_lists_the_settings_and_every_change_with_who_and_old_and_new
     assert answer.splitlines()[:3] == ["Changed *prompt* from `Answer like a librarian.` to the default.",
                                        "Changed *tools* from `get_weather,search_docs` to all.",
                                        "Changed *autoanswer* from `on` to off."]
-    assert await bot.runtime.store.channel_settings(HELP) is None
-    assert len(await bot.runtime.store.channel_setting_changes(HELP, limit=100)) == 6
+    assert await bot.services.store.channel_settings(HELP) is None
+    assert len(await bot.services.store.channel_setting_changes(HELP, limit=100)) == 6
 
 
 async def test_a_tool_the_channel_does_not_offer_is_not_run(bot: Bot):
@@ -191,7 +191,7 @@ async def test_auto_answer_answers_every_new_message_in_its_channel_only(bot: Bo
     await asyncio.sleep(0.3)
     assert len(bot.model.requests) == 2
     assert bot.bot_messages(QUIET, ignored[0]["ts"]) == []
-    rows = usage_rows(bot.runtime.store)
+    rows = usage_rows(bot.services.store)
     assert [(r.user_id, r.channel_id, r.surface) for r in rows] == [(BOB, HELP, "autoanswer"), (BOB, HELP, "mention")]
 
 

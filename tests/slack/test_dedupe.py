@@ -71,7 +71,7 @@ async def test_duplicates_are_logged_without_running_a_listener(bot: Bot, caplog
 async def test_keys_of_each_kind_of_request(bot: Bot):
     async def keys(event: dict) -> list[str]:
         body = fs.event_callback(event, event_id="Ev1")
-        surface = await answered_as(bot.runtime, event, bot_user_id=fs.BOT_USER_ID)
+        surface = await answered_as(bot.services, event, bot_user_id=fs.BOT_USER_ID)
         return claim_keys(body, answered=surface is not None)
 
     assert await keys(fs.app_mention("hi", ts="1.5")) == ["event:Ev1", f"msg:{fs.CHANNEL_ID}:1.5"]

@@ -73,13 +73,13 @@ async def test_clicks_are_recorded_acknowledged_and_reported(tmp_path):
         await bot.slack.wait_for(lambda: len(bot.slack.ephemerals) == 1)
         await bot.deliver(click("positive_button"))  # changed their mind
         await bot.slack.wait_for(lambda: len(bot.slack.ephemerals) == 2)
-        [vote] = feedback_votes(bot.runtime.store, channel_id=fs.CHANNEL_ID, message_ts=answer.ts)
-        assert (vote.user_id, vote.vote, vote.model, vote.thread_ts) == (fs.USER_ID, "up", bot.runtime.model, event["ts"])
+        [vote] = feedback_votes(bot.services.store, channel_id=fs.CHANNEL_ID, message_ts=answer.ts)
+        assert (vote.user_id, vote.vote, vote.model, vote.thread_ts) == (fs.USER_ID, "up", bot.services.model, event["ts"])
         thanks = bot.slack.ephemerals[-1]
         assert thanks["user"] == fs.USER_ID and thanks["thread_ts"] == event["ts"] and "Thanks" in thanks["text"]
 
         await bot.deliver(click("negative_button", user="U0BOB"))
-        await bot.slack.wait_for(lambda: counts_are(bot.runtime.store, (1, 1)))
+        await bot.slack.wait_for(lambda: counts_are(bot.services.store, (1, 1)))
         response_url = bot.slack.new_response_url()
         result = await bot.slack.deliver_http(bot.events_url, fs.command_form("/usage", "team", response_url=response_url))
         assert result.status == 200

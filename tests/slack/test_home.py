@@ -35,7 +35,7 @@ def usage(user: str, at: datetime, inp: int, out: int, cost: str) -> UsageRow:
 
 
 async def add_document(bot: Bot, title: str, *, scope: str, by: str) -> int:
-    store = bot.runtime.store
+    store = bot.services.store
     document_id = await store.knowledge_begin_document(NewDocument(
         scope=scope, title=title, mimetype="text/plain", kind="text", size_bytes=10, uploaded_by=by,
         slack_file_id=None, permalink=None, embedding_model="test", embedding_dim=4))
@@ -64,7 +64,7 @@ def texts(view: dict) -> list[str]:
 
 async def test_a_users_home_shows_their_usage_and_documents_and_nothing_of_the_admins(bot: Bot):
     now = datetime.now(timezone.utc)
-    store = bot.runtime.store
+    store = bot.services.store
     await store.record_usage(usage(fs.USER_ID, now, 1_234_567, 8_901, "3.50"))
     await store.record_usage(usage(fs.USER_ID, now - timedelta(days=3), 10_000, 1_000, "0.25"))
     await store.record_usage(usage(fs.USER_ID, now - timedelta(days=20), 5, 5, "0.0001"))
@@ -91,9 +91,9 @@ async def test_a_users_home_shows_their_usage_and_documents_and_nothing_of_the_a
 
 async def test_an_admins_home_adds_the_channels_settings_and_todays_spend(bot: Bot):
     now = datetime.now(timezone.utc)
-    await bot.runtime.store.record_usage(usage(fs.USER_ID, now, 1_000, 1_000, "4.00"))
-    await bot.runtime.store.record_usage(usage(ADMIN, now, 1_000, 1_000, "1.00"))
-    await bot.runtime.store.record_usage(usage(ADMIN, now - timedelta(days=2), 1_000, 1_000, "7.00"))  # not today
+    await bot.services.store.record_usage(usage(fs.USER_ID, now, 1_000, 1_000, "4.00"))
+    await bot.services.store.record_usage(usage(ADMIN, now, 1_000, 1_000, "1.00"))
+    await bot.services.store.record_usage(usage(ADMIN, now - timedelta(days=2), 1_000, 1_000, "7.00"))  # not today
     await bot.command("/threadbot", "model claude-haiku-4-5", user_id=ADMIN, channel_id=HELP)
     await bot.command("/threadbot", "autoanswer on", user_id=ADMIN, channel_id=HELP)
 
@@ -111,7 +111,7 @@ async def test_the_home_tab_is_rebuilt_each_time_it_is_opened(bot: Bot):
     first = texts(await open_home(bot, fs.USER_ID))
     assert first[1].splitlines()[1].startswith("• *Today*: 0 calls, $0.00")
     assert first[2].startswith("*Your documents*\nNone yet.")
-    await bot.runtime.store.record_usage(usage(fs.USER_ID, datetime.now(timezone.utc), 10, 20, "0.02"))
+    await bot.services.store.record_usage(usage(fs.USER_ID, datetime.now(timezone.utc), 10, 20, "0.02"))
     second = texts(await open_home(bot, fs.USER_ID))
     assert second[1].splitlines()[1] == "• *Today*: 1 call, $0.0200 — 10 input · 20 output · 100 cache write · 2,000 cache read"
 

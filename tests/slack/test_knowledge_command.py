@@ -29,10 +29,10 @@ DOCS = {  # title: (scope, uploader, text)
 
 
 async def seed(bot: Bot) -> dict[str, int]:
-    embedder = make_embedder(bot.runtime.settings)
+    embedder = make_embedder(bot.services.settings)
     ids = {}
     for title, (scope, uploader, text) in DOCS.items():
-        result = await ingest_bytes(bot.runtime.store, embedder, data=text.encode(), filename=title, mimetype="text/markdown",
+        result = await ingest_bytes(bot.services.store, embedder, data=text.encode(), filename=title, mimetype="text/markdown",
                               scope=scope, uploaded_by=uploader, slack_file_id=f"F{len(ids)}",
                               permalink=f"https://fake.slack.com/files/{uploader}/F{len(ids)}/{title}")
         ids[title] = result.document_id
@@ -102,7 +102,7 @@ async def test_search_finds_only_visible_passages(bot: Bot):
 
 async def test_delete_own_documents_admins_any_and_nothing_is_left(bot: Bot):
     ids = bot.ids  # type: ignore[attr-defined]
-    store = bot.runtime.store
+    store = bot.services.store
     # Someone else's private document: not even its title is revealed.
     secret = ids["bob-secret.md"]
     assert await knowledge(bot, f"delete {secret}") == f"There is no document {secret} here."
@@ -134,7 +134,7 @@ async def test_admins_make_a_document_workspace_wide(bot: Bot):
     assert await knowledge(bot, f"share {faq}") == "Only admins can make a document visible to the whole workspace."
     assert await knowledge(bot, f"share {faq}", user=ADMIN) == (
         f"*general-faq.md* (document {faq}) is now visible in the whole workspace.")
-    assert (await bot.runtime.store.knowledge_document(faq)).scope == "workspace"
+    assert (await bot.services.store.knowledge_document(faq)).scope == "workspace"
     assert "coffee machine is on the fourth floor" in await knowledge(bot, "search coffee machine", channel=ALICE_DM)
     assert "general-faq.md" in await knowledge(bot, "list", user=BOB, channel=OTHER)
     assert (await knowledge(bot, f"share {faq}", user=ADMIN)).endswith("is already visible in the whole workspace.")

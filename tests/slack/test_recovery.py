@@ -13,7 +13,7 @@ from tests.slackapp import running_bot
 
 async def test_an_upload_and_an_approval_left_open_are_reported_once_and_the_buttons_go(tmp_path):
     async with running_bot(tmp_path) as bot:
-        store, slack = bot.runtime.store, bot.slack
+        store, slack = bot.services.store, bot.slack
         client = AsyncWebClient(token=fs.BOT_TOKEN, base_url=slack.api_url)
         parent = fs.next_ts()
         progress = (await client.chat_postMessage(channel=fs.DM_CHANNEL_ID, thread_ts=parent,
@@ -28,7 +28,7 @@ async def test_an_upload_and_an_approval_left_open_are_reported_once_and_the_but
             kind="approval", team_id="", channel_id=fs.CHANNEL_ID, thread_ts=parent, ts=question,
             user_id=fs.USER_ID, text="create_issue", reply_ts=question,
             details={"interrupted": "⏹️ create_issue was not run."}))
-        recovery = Recovery(bot.runtime, EditBudgets(), client)
+        recovery = Recovery(bot.services, EditBudgets(), client)
         await recovery.start()
         await recovery.idle()
         assert slack.message(fs.DM_CHANNEL_ID, progress).text == ":warning: I couldn't add report.pdf."
@@ -41,7 +41,7 @@ async def test_an_upload_and_an_approval_left_open_are_reported_once_and_the_but
 
 async def test_a_live_replica_answers_the_turns_of_one_whose_lease_ran_out_but_not_of_a_live_one(tmp_path):
     async with running_bot(tmp_path) as bot:
-        store, slack = bot.runtime.store, bot.slack
+        store, slack = bot.services.store, bot.slack
         client = AsyncWebClient(token=fs.BOT_TOKEN, base_url=slack.api_url)
         await store.renew_owner("gone", lease_s=-1)
         await store.renew_owner("alive", lease_s=60)
@@ -54,7 +54,7 @@ async def test_a_live_replica_answers_the_turns_of_one_whose_lease_ran_out_but_n
                 user_id=fs.USER_ID, surface="mention", text=f"question of {owner}",
                 details={"bot_user_id": fs.BOT_USER_ID}))
         store.shared_by_replicas = True  # as on PostgreSQL: only leases say who is gone
-        recovery = Recovery(bot.runtime, EditBudgets(), client)
+        recovery = Recovery(bot.services, EditBudgets(), client)
         await recovery.start()
         await recovery.idle()
         await bot.final_text(fs.CHANNEL_ID, asked["gone"], "echo: question of gone")

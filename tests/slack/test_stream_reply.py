@@ -132,7 +132,7 @@ async def test_mention_in_native_mode_through_the_app(tmp_path):
         assert start.params["recipient_user_id"] == fs.USER_ID and start.params["recipient_team_id"] == fs.TEAM_ID
         message = bot.slack.message(fs.CHANNEL_ID, stop.params["ts"])
         assert message.text == text and message.thread_ts == event["ts"]
-        assert stop.params["blocks"][0]["elements"][0]["positive_button"]["value"] == f"up {bot.runtime.model}"
+        assert stop.params["blocks"][0]["elements"][0]["positive_button"]["value"] == f"up {bot.services.model}"
         await asyncio.sleep(0.1)
         assert bot.slack.calls("chat.update") == []
 

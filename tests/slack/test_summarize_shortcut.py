@@ -49,8 +49,8 @@ async def test_summary_of_the_clicked_messages_thread_streams_into_it_and_is_bil
         < text.index("[carol]: I'll roll back at 14:10") < text.index("[bob]: staging still red")
     assert text.endswith(f"carol asks: {SUMMARY_REQUEST}")
     assert len(bot.slack.calls("conversations.replies")) == 1
-    assert (await bot.runtime.store.usage_totals(since=0, user_id=CAROL)).calls == 1
-    assert (await bot.runtime.store.usage_totals(since=0, user_id=fs.USER_ID)).calls == 0
+    assert (await bot.services.store.usage_totals(since=0, user_id=CAROL)).calls == 1
+    assert (await bot.services.store.usage_totals(since=0, user_id=fs.USER_ID)).calls == 0
 
     # Summarising does not make the bot answer every later reply in that thread.
     await bot.deliver(bot.slack.user_message(CH, "thanks", user=BOB, thread_ts=parent))

@@ -83,7 +83,7 @@ def mention_with_files(text: str, files: list[dict[str, str]], *, user: str = fs
 
 async def test_dm_upload_progress_answer_with_citation_privacy_and_reupload(tmp_path):
     async with running_bot(tmp_path) as bot:
-        slack, store = bot.slack, bot.runtime.store
+        slack, store = bot.slack, bot.services.store
         fid = slack.add_file("handbook.pdf", HANDBOOK, mimetype="application/pdf", filetype="pdf")
         upload = fs.dm_message("", files=[{"id": fid, "name": "handbook.pdf"}])
 
@@ -177,7 +177,7 @@ async def recording_server(handler: Any = None) -> AsyncIterator[tuple[str, list
 
 async def test_bad_files_each_get_a_clear_reply_and_store_nothing(tmp_path):
     async with running_bot(tmp_path, THREADBOT_MAX_FILE_MB="0.2") as bot, recording_server() as (elsewhere, seen):
-        slack, store = bot.slack, bot.runtime.store
+        slack, store = bot.slack, bot.services.store
         files = {
             "photo.png": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "image/png", "png"),
             "locked.pdf": (make_encrypted_pdf(["Top secret numbers."]), "application/pdf", "pdf"),

@@ -43,7 +43,7 @@ async def fill(store: Store, now: datetime) -> None:
 
 async def test_own_usage_is_an_ephemeral_ack_with_exact_numbers(tmp_path):
     async with running_bot(tmp_path) as bot:
-        await fill(bot.runtime.store, datetime.now(timezone.utc))
+        await fill(bot.services.store, datetime.now(timezone.utc))
         result, response_url = await bot.command("/usage")
         body = result.json()
         assert body["response_type"] == "ephemeral"
@@ -67,7 +67,7 @@ async def test_own_usage_is_an_ephemeral_ack_with_exact_numbers(tmp_path):
 
 async def test_others_usage_is_refused_for_non_admins_and_shown_to_admins(tmp_path):
     async with running_bot(tmp_path, THREADBOT_ADMINS=f"{ADMIN}, UOTHERADMIN") as bot:
-        await fill(bot.runtime.store, datetime.now(timezone.utc))
+        await fill(bot.services.store, datetime.now(timezone.utc))
         for text in ("team", f"<@{BOB}|bob>", BOB):
             result, _ = await bot.command("/usage", text)
             assert result.json()["text"] == NOT_ADMIN
@@ -92,7 +92,7 @@ async def test_others_usage_is_refused_for_non_admins_and_shown_to_admins(tmp_pa
 async def test_slow_report_is_acked_at_once_and_follows_via_response_url(tmp_path, monkeypatch):
     monkeypatch.setattr(slash, "ACK_WITHIN_S", 0)  # as if the database were slow
     async with running_bot(tmp_path) as bot:
-        await fill(bot.runtime.store, datetime.now(timezone.utc))
+        await fill(bot.services.store, datetime.now(timezone.utc))
         result, response_url = await bot.command("/usage")
         assert result.json() == {"text": usage_listener.HOLDING_LINE, "response_type": "ephemeral"}
         posted = await bot.slack.wait_for(lambda: bot.slack.responses[response_url], what="the report")
@@ -103,7 +103,7 @@ async def test_slow_report_is_acked_at_once_and_follows_via_response_url(tmp_pat
 async def test_a_broken_store_gives_a_short_message_with_a_reference_not_a_trace(tmp_path, caplog):
     caplog.set_level(logging.ERROR, logger="bot.slack.listeners.commands")
     async with running_bot(tmp_path) as bot:
-        await bot.runtime.store.close()  # every query now fails inside the report
+        await bot.services.store.close()  # every query now fails inside the report
         result, _ = await bot.command("/usage")
         text = result.json()["text"]
         assert text.startswith(f":warning: {usage_listener.FAILURE} (ref `")
