@@ -5,7 +5,7 @@ import time
 from typing import TYPE_CHECKING, Mapping
 
 from bot.store.records import SETTING_FIELDS, ChannelSettings, SettingChange
-from bot.store.channel_rows import check_changes, settings_from_row
+from bot.store.channel_rows import check_changes, diff_changes, settings_from_row
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -40,12 +40,9 @@ class ChannelSettingsMixin:
             row = await (await conn.execute(
                 "SELECT prompt, model, tools, autoanswer FROM channel_settings WHERE channel_id = %s",
                 (channel_id,))).fetchone()
-            current: dict[str, str | None] = dict(zip(SETTING_FIELDS, row or (None,) * 4))
-            done = [SettingChange(channel_id, field, current[field], new, user_id, now)  # type: ignore[arg-type]
-                    for field, new in changes.items() if current[field] != new]
+            done, current = diff_changes(channel_id, row, changes, user_id=user_id, now=now)
             if not done:
                 return []
-            current.update(changes)
             if all(v is None for v in current.values()):
                 await conn.execute("DELETE FROM channel_settings WHERE channel_id = %s", (channel_id,))
             else:

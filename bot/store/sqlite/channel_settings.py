@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
-from bot.store.channel_rows import check_changes, settings_from_row
+from bot.store.channel_rows import check_changes, diff_changes, settings_from_row
 from bot.store.records import SETTING_FIELDS, ChannelSettings, SettingChange
 from bot.store.sqlite.base import SqliteBase
 
@@ -58,12 +58,9 @@ class ChannelSettingsMixin(SqliteBase):
         with self.transaction() as conn:
             row = conn.execute("SELECT prompt, model, tools, autoanswer FROM channel_settings WHERE channel_id = ?",
                                (channel_id,)).fetchone()
-            current: dict[str, str | None] = dict(zip(SETTING_FIELDS, row or (None,) * 4))
-            done = [SettingChange(channel_id, field, current[field], new, user_id, now)  # type: ignore[arg-type]
-                    for field, new in changes.items() if current[field] != new]
+            done, current = diff_changes(channel_id, row, changes, user_id=user_id, now=now)
             if not done:
                 return []
-            current.update(changes)
             if all(v is None for v in current.values()):
                 conn.execute("DELETE FROM channel_settings WHERE channel_id = ?", (channel_id,))
             else:
