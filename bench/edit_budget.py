@@ -83,7 +83,7 @@ async def run(answers: int, tmp: Path) -> dict[str, float]:
     async def one(n: int) -> None:
         turn = Turn(team_id=fs.TEAM_ID, channel_id=fs.CHANNEL_ID, thread_ts=threads[n], user_id=f"U{n:05d}",
                     text=f"please answer question {n}", ts=threads[n], surface="mention")
-        reply = build_reply(services, budgets, client, turn)
+        reply = await build_reply(services, budgets, client, turn)
         assert isinstance(reply, SlackReply)
         finish = reply.finish
 

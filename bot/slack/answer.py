@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.conversation import Turn
 from bot.conversation.approvals import ApprovalRequest
 from bot.conversation.media import Attachment, is_image
+from bot.errors import ConfigError
 from bot.services import Services
 from bot.slack.approvals import SlackApprovals
 from bot.slack.assistant_status import AssistantStatus
@@ -46,17 +47,17 @@ async def answer(services: Services, budgets: EditBudgets, client: AsyncWebClien
     if approvals is not None:
         async def approve(request: ApprovalRequest) -> bool:
             return await approvals.ask(client, request, channel=turn.channel_id, thread_ts=turn.thread_ts)
-    await services.conversations.handle(turn, build_reply(services, budgets, client, turn), approve=approve)
+    await services.conversations.handle(turn, await build_reply(services, budgets, client, turn), approve=approve)
 
 
-def build_reply(services: Services, budgets: EditBudgets, client: AsyncWebClient, turn: Turn, *,
+async def build_reply(services: Services, budgets: EditBudgets, client: AsyncWebClient, turn: Turn, *,
                 native: bool = True) -> SlackReply | NativeReply:
     """The reply for one turn: chat.update edits or Slack's streaming API (THREADBOT_STREAMING), with
     the panel's status line in assistant threads and 👍/👎 under the finished answer. A chat.update reply
     tells the turn's durable record which message it is in and what that shows (for a restart)."""
     status = (AssistantStatus(client, channel_id=turn.channel_id, thread_ts=turn.thread_ts)
               if turn.surface == "assistant" else None)
-    blocks = feedback_blocks(services.model)
+    blocks = feedback_blocks(await answering_model(services, turn.channel_id))
     journal = None
     if turn.record_id is not None:
         record_id, store = turn.record_id, services.store
@@ -70,3 +71,12 @@ def build_reply(services: Services, budgets: EditBudgets, client: AsyncWebClient
                            registry=services.registry)
     return SlackReply(client, budgets.chat_update, channel=turn.channel_id, thread_ts=turn.thread_ts, status=status,
                       final_blocks=blocks, registry=services.registry, journal=journal)
+
+
+async def answering_model(services: Services, channel_id: str) -> str:
+    """The model this channel's turns go to (its /threadbot model, else THREADBOT_MODEL's), as usage records it,
+    so a 👍/👎 is counted for the model that wrote the answer."""
+    try:
+        return (await services.conversations.channels.setup(channel_id)).profile.model
+    except ConfigError:  # the channel's model lost its key: the turn itself says so; the buttons fall back
+        return services.model

@@ -138,7 +138,7 @@ class Recovery:
         if decided.action == "resume":
             await self._resume(turn)
         elif decided.action == "show":
-            reply = self._reply(turn)
+            reply = await self._reply(turn)
             if turn.reply_ts:
                 reply.adopt(turn.reply_ts, turn.shown_text or PLACEHOLDER)
             reply.append(decided.answer or "")
@@ -160,7 +160,7 @@ class Recovery:
                                      bot_id=details.get("bot_id")) if channel_thread else None,
             record_id=turn.id, question_id=turn.question_id,
         )
-        reply = build_reply(self.services, self.budgets, self.client, resumed, native=False)
+        reply = await build_reply(self.services, self.budgets, self.client, resumed, native=False)
         if turn.reply_ts:
             reply.adopt(turn.reply_ts, turn.shown_text or PLACEHOLDER)
         approve = None
@@ -171,12 +171,12 @@ class Recovery:
                 return await approvals.ask(self.client, request, channel=turn.channel_id, thread_ts=turn.thread_ts)
         await self.services.conversations.handle(resumed, reply, approve=approve)
 
-    def _reply(self, turn: OpenTurn) -> Any:
+    async def _reply(self, turn: OpenTurn) -> Any:
         from bot.slack.answer import build_reply
 
         shell = Turn(team_id=turn.team_id, channel_id=turn.channel_id, thread_ts=turn.thread_ts,
                      user_id=turn.user_id, text=turn.text, ts=turn.ts, surface=turn.surface, record_id=turn.id)
-        return build_reply(self.services, self.budgets, self.client, shell, native=False)
+        return await build_reply(self.services, self.budgets, self.client, shell, native=False)
 
     async def _close_answer(self, turn: OpenTurn) -> None:
         """The message it left ends with the interrupted notice (its text kept); the history is closed."""

@@ -9,11 +9,12 @@ import pytest
 from bot.config import DEFAULT_SYSTEM_PROMPT
 from bot.conversation.channels import CHANNEL_RULES, MAX_PROMPT_CHARS
 from bot.slack.channel_commands import NOT_ADMIN
+from bot.slack.feedback import FEEDBACK_ACTION_ID
 from tests.fakes import slack as fs
 from tests.fakes.anthropic import Reply
 from tests.fakes.openai import FakeOpenAI, ScriptedReply
 from tests.slackapp import Bot, running_bot
-from tests.store_rows import usage_rows
+from tests.store_rows import feedback_votes, usage_rows
 
 ADMIN = "U0ADMIN"
 BOB = "U0BOB"
@@ -76,6 +77,26 @@ async def test_a_channels_prompt_model_and_tools_reach_its_requests_and_not_othe
     rows = usage_rows(bot.services.store)
     assert [(r.channel_id, r.model) for r in rows] == [
         (HELP, "claude-haiku-4-5"), (QUIET, bot.services.settings.model), (HELP, "claude-haiku-4-5")]
+
+
+async def test_feedback_under_an_answer_counts_for_the_channels_model(bot: Bot):
+    await threadbot(bot, "model claude-haiku-4-5")
+    bot.model.add(Reply.text("Restart the VPN client."), Reply.text("It is sunny."))
+    asked = bot.slack.user_message(HELP, "my VPN is down", mention=True)
+    await bot.deliver(asked)
+    answer = await bot.final_text(HELP, asked["ts"], "Restart the VPN client.")
+    elsewhere = bot.slack.user_message(QUIET, "weather in Lisbon?", mention=True)
+    await bot.deliver(elsewhere)
+    other = await bot.final_text(QUIET, elsewhere["ts"], "It is sunny.")
+
+    buttons = answer.blocks[-1]["elements"][0]
+    assert buttons["positive_button"]["value"] == "up claude-haiku-4-5"
+    assert other.blocks[-1]["elements"][0]["positive_button"]["value"] == f"up {bot.services.settings.model}"
+    await bot.deliver(fs.block_actions(FEEDBACK_ACTION_ID, buttons["negative_button"]["value"], user_id=fs.USER_ID,
+                                       channel_id=HELP, message_ts=answer.ts, thread_ts=asked["ts"]))
+    await bot.slack.wait_for(lambda: len(bot.slack.ephemerals) == 1)
+    [vote] = feedback_votes(bot.services.store, channel_id=HELP, message_ts=answer.ts)
+    assert (vote.vote, vote.model) == ("down", "claude-haiku-4-5")
 
 
 async def test_a_channel_model_of_another_provider_goes_to_that_provider(tmp_path):

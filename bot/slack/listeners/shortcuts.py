@@ -56,6 +56,6 @@ def register(app: AsyncApp, services: Services, budgets: EditBudgets, *, reading
                                              question_ts=None, bot_user_id=bot_user_id, bot_id=bot_id,
                                              answered=False),
                     reader=reading.reader(client, channel_id=channel, thread_ts=thread_ts, user_id=user))
-        await services.conversations.handle(turn, build_reply(services, budgets, client, turn))
+        await services.conversations.handle(turn, await build_reply(services, budgets, client, turn))
 
     app.shortcut(CALLBACK_ID)(handle_summarize_thread)
