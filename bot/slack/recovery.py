@@ -129,10 +129,13 @@ class Recovery:
 
     async def _handle(self, turn: OpenTurn) -> None:
         store = self.services.store
-        if turn.kind != "answer":
+        if turn.kind not in ("answer", "summary"):
             await self._close_other(turn)
             return
-        decided = await plan(store, turn, now=time.time(), resume_window_s=self.services.settings.resume_window_s)
+        # A summary is an answer the user asked for with a click: shown if the history holds it whole, else
+        # closed with the notice (the click is no message to answer again; asking again is one click).
+        window = self.services.settings.resume_window_s if turn.kind == "answer" else -1.0
+        decided = await plan(store, turn, now=time.time(), resume_window_s=window)
         self.handled[decided.action] = self.handled.get(decided.action, 0) + 1
         log.info("turn %s (%s:%s) left open by %s: %s", turn.id, turn.channel_id, turn.ts, turn.owner, decided.action)
         if decided.action == "resume":

@@ -81,3 +81,24 @@ async def test_a_top_level_message_without_replies_is_summarised_from_itself(bot
     await bot.deliver(shortcut_on(bot, CH, ts, user=fs.USER_ID))
     await bot.final_text(CH, ts, "The offsite moves to May.")
     assert "[bob]: we move the offsite to May" in echo_text(bot.model.requests[-1])
+
+
+async def test_a_summary_is_recorded_as_work_until_its_final_edit_and_a_second_delivery_does_nothing(bot: Bot) -> None:
+    parent = bot.slack.add_thread(CH, "deploy to prod failed", [(BOB, "it's the db migration")])
+    bot.model.add(Reply.text(SUMMARY, chunk_chars=4, token_delay_s=0.1))
+    click = shortcut_on(bot, CH, parent, user=CAROL)
+    await bot.deliver(click)
+    await bot.slack.wait_for(lambda: len(bot.slack.messages_in_thread(CH, parent)) == 3)  # the placeholder
+    # While it streams, the summary is open work of this process (a crash now leaves it to recovery) ...
+    [open_turn] = await bot.services.store.adopt_turns("recovery-probe", everyone_else_gone=True)
+    assert (open_turn.kind, open_turn.user_id, open_turn.text) == ("summary", CAROL, SUMMARY_REQUEST)
+    await bot.final_text(CH, parent, SUMMARY)
+    # ... and done once its final edit is made; the same click delivered again summarises nothing twice.
+    await bot.slack.wait_for(lambda: _outcome(bot, open_turn.id, "answered"))
+    await bot.deliver(click)
+    await asyncio.sleep(0.3)
+    assert len(bot.model.requests) == 1 and len(bot.slack.messages_in_thread(CH, parent)) == 3
+
+
+async def _outcome(bot: Bot, turn_id: int, expected: str) -> bool:
+    return await bot.services.store.turn_outcome(turn_id) == expected

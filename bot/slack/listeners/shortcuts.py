@@ -14,6 +14,7 @@ from bot.slack.conversation_access import Refused
 from bot.slack.conversation_reader import Reading
 from bot.slack.edit_budget import EditBudgets
 from bot.slack.thread_sync import SlackThreadSource
+from bot.store import NewTurn
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,16 @@ def register(app: AsyncApp, services: Services, budgets: EditBudgets, *, reading
         bot_user_id, bot_id = context.get("bot_user_id") or "", context.get("bot_id")
         # The click is the question (no message of its own in the thread; action_ts keys the turn). Usage
         # is the clicker's; the summary does not make later replies in the thread follow-ups for the bot.
-        turn = Turn(team_id=(body.get("team") or {}).get("id") or "", channel_id=channel, thread_ts=thread_ts,
+        team_id = (body.get("team") or {}).get("id") or ""
+        # Recorded like a question (invariant 13), so a crash mid-summary leaves a notice, not a stuck message;
+        # the key makes a redelivered click (Socket Mode, after a slow ack) summarise once.
+        record_id = await services.store.claim_turn(f"shortcut:{channel}:{action_ts}", owner=services.owner,
+                                                    turn=NewTurn(kind="summary", team_id=team_id, channel_id=channel,
+                                                                 thread_ts=thread_ts, ts=action_ts, user_id=user,
+                                                                 surface="shortcut", text=SUMMARY_REQUEST))
+        if record_id is None:
+            return
+        turn = Turn(team_id=team_id, channel_id=channel, thread_ts=thread_ts, record_id=record_id,
                     user_id=user, text=SUMMARY_REQUEST, ts=action_ts, surface="shortcut",
                     thread=SlackThreadSource(reading.sync, client, channel_id=channel, thread_ts=thread_ts,
                                              question_ts=None, bot_user_id=bot_user_id, bot_id=bot_id,
