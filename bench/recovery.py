@@ -54,10 +54,11 @@ async def one_start(slack: FakeSlack, model: FakeAnthropic, workdir: Path, *, la
     await asyncio.get_running_loop().run_in_executor(None, bot.start)
     healthy = time.perf_counter() - started
     try:
-        event = fs.app_mention(f"a new question after the {label} start")
+        question = f"a new question after the {label} start"
+        event = fs.app_mention(question)
         sent = time.perf_counter()
         await slack.deliver_http(bot.events_url, fs.event_callback(event))
-        expected = f"echo: {event['text']}"
+        expected = f"echo: {question}"  # the bot answers the question without its @mention
         await slack.wait_for(lambda: any(m.text == expected and m.user == fs.BOT_USER_ID
                                          for m in slack.messages_in_thread(fs.CHANNEL_ID, event["ts"])),
                              timeout=60, what="the new answer")

@@ -86,16 +86,17 @@ class EditBudget:
         ends += [0.0 if a.ends_at is None else max(a.ends_at - now, 0.0) for a in list(self._in_flight)]
         return ends
 
-    def try_acquire(self) -> bool:
-        """Take a token for a progress edit if no final needs it; never waits."""
+    def try_acquire(self, *, keep: int = 0) -> bool:
+        """Take a token for a progress edit if no final needs it (and `keep` more stay); never waits."""
         self._refill()
         now = self._clock()
         if now < self._paused_until:
             return False
         # Keep a token back for every final edit that is waiting: finals go first.
-        if self._tokens < 1 + self._finals_waiting + self.reserve_for_finals:
+        reserve = self.reserve_for_finals + keep
+        if self._tokens < 1 + self._finals_waiting + reserve:
             return False
-        if not progress_may_spend(self._tokens - self.reserve_for_finals, rate=self.rate, burst=self.burst,
+        if not progress_may_spend(self._tokens - reserve, rate=self.rate, burst=self.burst,
                                   paused_for=0.0, ends=self._final_ends(now)):
             return False
         self._tokens -= 1
@@ -129,10 +130,11 @@ class EditBudget:
             log.warning("chat.update budget is the bottleneck: %d final edits waiting, %d answers in flight, "
                         "%.0f a minute", self._finals_waiting, len(self._in_flight), self.rate * 60)
 
-    async def wait_for_spare(self) -> None:
-        """Wait until a progress edit could take a token, without taking it: work that can wait, such as
-        closing what a crashed process left, never takes the edits answers in flight need."""
-        while not self.try_acquire():  # the shared bucket's try_acquire also fetches tokens meanwhile
+    async def wait_for_spare(self, *, keep: int = 0) -> None:
+        """Wait until a progress edit could take a token with `keep` more left, without taking it: work that
+        can wait, such as closing what a crashed process left, never takes the edits answers in flight need
+        (nor, with `keep`, those of answers about to start)."""
+        while not self.try_acquire(keep=keep):  # the shared bucket's try_acquire also fetches tokens meanwhile
             await asyncio.sleep(0.25)
         self._tokens += 1  # only looked: the token stays for the edit that follows
 
@@ -181,17 +183,17 @@ class SharedEditBudget(EditBudget):
             held, self._tokens = int(self._tokens), 0.0
             self._spawn(self.store.give_edit_tokens(self.name, held, burst=self.burst))
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, *, keep: int = 0) -> bool:
         self._refill()
         if self._clock() < self._paused_until:
             return False
-        if self._tokens >= 1 + self._finals_waiting:
+        if self._tokens >= 1 + self._finals_waiting and not keep:
             self._tokens -= 1
             return True
         if self._asking is None and self._clock() >= self._next_ask:
             # In place of the forecast (which needs the whole bucket): leave a token for the final
             # of every answer this replica has in flight, and for each final already waiting.
-            keep = self.reserve_for_finals + self._finals_waiting + len(self._in_flight)
+            keep += self.reserve_for_finals + self._finals_waiting + len(self._in_flight)
             self._asking = self._spawn(self._take(keep=keep))
         return False
 
@@ -216,6 +218,20 @@ class SharedEditBudget(EditBudget):
             self._finals_waiting -= 1
             if self._finals_waiting == 0:
                 self._bottleneck_logged = False
+
+    async def wait_for_spare(self, *, keep: int = 0) -> None:
+        """As EditBudget's, asking the shared bucket itself: the token it gives stays in hand for the edit that
+        follows, and the bucket keeps `keep` more (besides the finals of this replica's answers in flight)."""
+        while True:
+            self._refill()
+            wait = self._paused_until - self._clock()
+            if wait <= 0:
+                had = self._tokens
+                wait = await self._take(keep=keep + self.reserve_for_finals + self._finals_waiting
+                                        + len(self._in_flight))
+                if self._tokens > had:
+                    return
+            await asyncio.sleep(min(max(wait, 0.05), 1.0))
 
     def pause(self, retry_after_s: float) -> None:
         super().pause(retry_after_s)

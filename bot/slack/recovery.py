@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 RENEWALS_PER_LEASE = 3
 RESUME_CONCURRENCY = 4  # recovered answers in flight at once (new questions are not limited by this)
 CLOSERS = 2  # notices / shown answers being edited at once, each waiting for a spare edit token
+# Edit tokens recovery never takes, so a question asked right after a restart finds one for its answer (and
+# the recovered answers in flight find theirs): recovery uses what the bucket has beyond that.
+KEEP_FOR_NEW = RESUME_CONCURRENCY + 2
 GENERIC = "Sorry, something went wrong on my side while answering."
 
 
@@ -107,7 +110,7 @@ class Recovery:
         while True:
             turn = await self._closing.get()
             try:
-                await self.budgets.chat_update.wait_for_spare()
+                await self.budgets.chat_update.wait_for_spare(keep=KEEP_FOR_NEW)
                 if not self.stopping:
                     await self._handle(turn)
             except Exception:  # noqa: BLE001 - one broken turn must not stop recovery of the others
@@ -119,7 +122,7 @@ class Recovery:
         while True:
             turn = await self._resuming.get()
             try:
-                await self.budgets.chat_update.wait_for_spare()
+                await self.budgets.chat_update.wait_for_spare(keep=KEEP_FOR_NEW)
                 if not self.stopping:
                     await self._handle(turn)
             except Exception:  # noqa: BLE001

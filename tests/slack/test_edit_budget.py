@@ -187,3 +187,31 @@ async def test_a_429_on_one_replica_pauses_the_other(any_store):
         assert time.monotonic() - start >= 0.45
     finally:
         await other.close()
+
+
+async def test_work_that_can_wait_leaves_the_tokens_it_is_told_to_keep():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=4, clock=clock)
+    assert [budget.try_acquire() for _ in range(2)] == [True, True]  # 2 left
+    waiting = asyncio.create_task(budget.wait_for_spare(keep=2))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # 2 tokens, 2 to keep: nothing spare
+    clock.now += 1.0  # one more token
+    await asyncio.wait_for(waiting, 2)
+    assert budget.report()["tokens"] == 3  # it only looked: the token is there for the edit that follows
+
+
+async def test_on_replicas_work_that_can_wait_leaves_the_tokens_it_is_told_to_keep(any_store):
+    other, (a, b) = await _replica_budgets(any_store, per_minute=0.001, burst=3)
+    try:
+        await asyncio.wait_for(a.wait_for_spare(keep=2), 2)  # 3 in the bucket: one spare beyond the 2 kept
+        waiting = asyncio.create_task(b.wait_for_spare(keep=2))  # 2 left: none spare
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        waiting.cancel()
+        for _ in range(2):
+            await asyncio.wait_for(b.acquire(), 2)  # finals of new answers find the two kept
+    finally:
+        await a.drain()
+        await b.drain()
+        await other.close()
