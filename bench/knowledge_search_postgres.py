@@ -98,11 +98,16 @@ async def main_async(args) -> None:
             await hybrid(*pairs[0])
             pg_t = await timed(hybrid, pairs)
             knn_t = await timed(knn, [(q,) for q in queries])
-            recall = np.mean([len({c for c, _ in await knn(q)} & {i + 1 for i in brute(q).tolist()}) / k
-                              for q in queries[:50]])
+            # These queries are mostly noise (cosine ~0.2 to the vector they came from), the hardest case
+            # for a graph index; queries near the data, as real embeddings of a question are, recall far more.
+            near = vectors[rng.integers(0, n, 50)] + 0.05 * rng.normal(size=(50, DIM)).astype(np.float32)
+            near /= np.linalg.norm(near, axis=1, keepdims=True)
+            recall = {name: np.mean([len({c for c, _ in await knn(q)} & {i + 1 for i in brute(q).tolist()}) / k
+                                     for q in qs]) for name, qs in (("noisy", queries[:50]), ("near", near))}
             p50 = np.percentile(pg_t, 50)
             print(f"  PostgreSQL  stored in {build_s:6.1f} s   hybrid {pct(pg_t)}   ratio {p50 / ref:6.1f}x   "
-                  f"(HNSW KNN alone {pct(knn_t)}, recall@5 {recall:.3f})")
+                  f"(HNSW KNN alone {pct(knn_t)}, recall@5 {recall['noisy']:.3f} for these queries,"
+                  f" {recall['near']:.3f} for queries near the data)")
             print(f"\nPostgreSQL / SQLite hybrid p50: {p50 / np.percentile(lite_t, 50):.2f}; target p50 < 30 ms: "
                   f"{'met' if p50 < 30 else 'NOT met'}")
         finally:
