@@ -86,8 +86,9 @@ def column_type(dim: int) -> str:
 
 
 async def knn(conn: "psycopg.AsyncConnection", table: str, dim: int, vector: np.ndarray, *,
-              scopes: list[str], k: int, exact_below: int = EXACT_BELOW) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity) of the k nearest ready chunks in these scopes, best first."""
+              scopes: list[str], k: int, exact_below: int | None = None) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity) of the k nearest ready chunks in these scopes, best first; exact
+    below `exact_below` chunks in the scopes (EXACT_BELOW, read at call time, when not given)."""
     if not scopes or k <= 0:
         return []
     scopes = list(dict.fromkeys(scopes))
@@ -97,7 +98,7 @@ async def knn(conn: "psycopg.AsyncConnection", table: str, dim: int, vector: np.
     cur = await conn.execute(
         "SELECT coalesce(sum(chunks), 0) FROM knowledge_scope_stats WHERE scope = ANY(%s)", (scopes,))
     rows_in_scopes = (await cur.fetchone())[0]
-    sql = knn_sql(table, dim, exact=rows_in_scopes < exact_below)
+    sql = knn_sql(table, dim, exact=rows_in_scopes < (EXACT_BELOW if exact_below is None else exact_below))
     cur = await conn.execute(sql, {"q": query, "scopes": scopes, "k": k})
     return [(int(r[0]), float(r[1])) for r in await cur.fetchall()]
 
