@@ -1,8 +1,8 @@
 """The provider-neutral conversation and streaming types every provider speaks."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal, Union
 
 Role = Literal["user", "assistant"]
 
@@ -19,14 +19,6 @@ class ToolUseBlock:
     name: str
     input: dict[str, Any]
     type: Literal["tool_use"] = "tool_use"
-
-
-@dataclass(frozen=True)
-class ToolResultBlock:
-    tool_use_id: str
-    content: str
-    is_error: bool = False
-    type: Literal["tool_result"] = "tool_result"
 
 
 @dataclass(frozen=True)
@@ -50,6 +42,17 @@ class ImageBlock:
     def as_text(self) -> "TextBlock":
         """The placeholder as a block of its own line (text blocks of a message are joined as they are)."""
         return TextBlock(self.placeholder + "\n")
+
+
+@dataclass(frozen=True)
+class ToolResultBlock:
+    """A tool's answer: text, and the images it returned (an MCP tool's screenshot), kept like a turn's."""
+
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+    type: Literal["tool_result"] = "tool_result"
+    images: tuple[ImageBlock, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,38 @@ class Message:
 
     @property
     def images(self) -> list[ImageBlock]:
-        return [b for b in self.content if isinstance(b, ImageBlock)]
+        """Every image of the message, also those a tool returned inside its tool_result."""
+        found: list[ImageBlock] = []
+        for block in self.content:
+            if isinstance(block, ImageBlock):
+                found.append(block)
+            elif isinstance(block, ToolResultBlock):
+                found.extend(block.images)
+        return found
+
+    def map_images(self, change: "Callable[[ImageBlock], ImageBlock | TextBlock]") -> "Message":
+        """The message with each image (also inside tool results) replaced by `change(image)`: another image
+        (its bytes attached), or text standing in for it (inside a tool result, added to its content)."""
+        if not self.images:
+            return self
+        content: list[ContentBlock] = []
+        for block in self.content:
+            if isinstance(block, ImageBlock):
+                content.append(change(block))
+            elif isinstance(block, ToolResultBlock) and block.images:
+                kept: list[ImageBlock] = []
+                notes: list[str] = []
+                for image in block.images:
+                    changed = change(image)
+                    if isinstance(changed, ImageBlock):
+                        kept.append(changed)
+                    else:
+                        notes.append(changed.text.strip())
+                text = "\n".join([block.content, *notes]) if notes else block.content
+                content.append(replace(block, content=text, images=tuple(kept)))
+            else:
+                content.append(block)
+        return Message(self.role, content)
 
     def to_json(self) -> dict[str, Any]:
         return {"role": self.role, "content": [block_to_json(b) for b in self.content]}
@@ -106,12 +140,15 @@ def block_to_json(block: ContentBlock) -> dict[str, Any]:
     if isinstance(block, DocumentBlock):
         return {"type": "document", "name": block.name, "media_type": block.media_type, "sha256": block.sha256,
                 "text": block.text}
-    return {
+    out: dict[str, Any] = {
         "type": "tool_result",
         "tool_use_id": block.tool_use_id,
         "content": block.content,
         "is_error": block.is_error,
     }
+    if block.images:
+        out["images"] = [block_to_json(image) for image in block.images]
+    return out
 
 
 def block_from_json(data: dict[str, Any]) -> ContentBlock:
@@ -125,14 +162,19 @@ def block_from_json(data: dict[str, Any]) -> ContentBlock:
             tool_use_id=data["tool_use_id"],
             content=data.get("content", ""),
             is_error=bool(data.get("is_error", False)),
+            images=tuple(_image_from_json(i) for i in data.get("images") or ()),
         )
     if kind == "image":
-        return ImageBlock(name=data["name"], media_type=data["media_type"], sha256=data["sha256"],
-                          width=int(data["width"]), height=int(data["height"]))
+        return _image_from_json(data)
     if kind == "document":
         return DocumentBlock(name=data["name"], media_type=data["media_type"], sha256=data["sha256"],
                              text=data.get("text", ""))
     raise ValueError(f"unknown content block type {kind!r}")
+
+
+def _image_from_json(data: dict[str, Any]) -> ImageBlock:
+    return ImageBlock(name=data["name"], media_type=data["media_type"], sha256=data["sha256"],
+                      width=int(data["width"]), height=int(data["height"]))
 
 
 @dataclass

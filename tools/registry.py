@@ -241,7 +241,7 @@ class Registry:
         found = self._tools.get(tool_use.name)
         if found is None and self._mcp is not None and self._mcp.get(tool_use.name) is not None:
             return await self._mcp.call(tool_use.name, dict(tool_use.input or {}), tool_use_id=tool_use.id,
-                                        timeout=ctx.settings.tool_timeout_s)
+                                        timeout=ctx.settings.tool_timeout_s, store=ctx.store)
         if found is None:
             available = ", ".join(self.names) or "none"
             return _error(tool_use, f"Unknown tool {tool_use.name!r}. Available tools: {available}.")

@@ -192,15 +192,15 @@ class Conversations:
         )
         try:
             try:
-                outcome = await self.agent.run(Transcript(self.store, conversation_id, entries), ctx=ctx,
-                                               reply=reply, stream=meter.stream, approve=approve,
-                                               profile=setup.profile)
+                transcript = Transcript(self.store, conversation_id, entries, vision=vision)
+                outcome = await self.agent.run(transcript, ctx=ctx, reply=reply, stream=meter.stream,
+                                               approve=approve, profile=setup.profile)
             except ImagesNotSupported as exc:
                 # The catalog thought this model reads images; its 400 says otherwise. Answer the text.
                 log.info("model %s takes no images (%s); answering without them", model, exc)
                 notes.append(exc.user_message())
-                outcome = await self.agent.run(Transcript(self.store, conversation_id, _text_only(entries)),
-                                               ctx=ctx, reply=reply, stream=meter.stream, approve=approve,
+                text_only = Transcript(self.store, conversation_id, _text_only(entries), vision=False)
+                outcome = await self.agent.run(text_only, ctx=ctx, reply=reply, stream=meter.stream, approve=approve,
                                                profile=setup.profile)
         except asyncio.CancelledError:
             # Shutting down mid-answer: tell the user and close the turn rather than leave "Thinking…".

@@ -129,8 +129,7 @@ def images_give_way(messages: Sequence[CountedMessage | Message], budget: int) -
         if total <= budget:
             break
         if message.images:
-            text_only = Message(message.role, [b.as_text() if isinstance(b, ImageBlock) else b
-                                               for b in message.content])
+            text_only = message.map_images(ImageBlock.as_text)
             total -= count - count_message_tokens(text_only)
             out[i] = text_only
     return out

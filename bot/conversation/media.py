@@ -68,16 +68,13 @@ async def with_image_data(messages: list[Message], store) -> list[Message]:
     if not wanted:
         return messages
     blobs = await store.get_blobs(sorted(wanted))
-    return [Message(m.role, [replace(b, data=blobs.get(b.sha256)) if isinstance(b, ImageBlock) and b.data is None
-                             else b for b in m.content]) if m.images else m for m in messages]
+    return [m.map_images(lambda b: replace(b, data=blobs.get(b.sha256)) if b.data is None else b)
+            for m in messages]
 
 
 def without_images(message: Message) -> Message:
     """The message with each image as its `[image: name]` text (a model without vision, or no room left)."""
-    if not message.images:
-        return message
-    return Message(message.role, [b.as_text() if isinstance(b, ImageBlock) else b
-                                  for b in message.content])
+    return message.map_images(ImageBlock.as_text)
 
 
 # --- documents shared with a question --------------------------------------------------------------

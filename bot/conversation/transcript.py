@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from bot.conversation.context_window import cache_point, trim_history
 from bot.llm.tokens import count_message_tokens
-from bot.messages import Message
+from bot.messages import ImageBlock, Message
 from bot.store import Store
 
 
@@ -33,10 +33,12 @@ class Transcript:
     transaction (a tool_use with its tool_result), so the stored history stays a valid request even if
     the turn dies half-way (invariant 3)."""
 
-    def __init__(self, store: Store, conversation_id: int, entries: list[Counted]):
+    def __init__(self, store: Store, conversation_id: int, entries: list[Counted], *, vision: bool = True):
         self.store = store
         self.conversation_id = conversation_id
         self.entries = list(entries)
+        # A model without vision reads a tool's images as their `[image: name]` text; the store keeps them.
+        self.vision = vision
 
     @property
     def messages(self) -> list[Message]:
@@ -45,6 +47,9 @@ class Transcript:
     async def record(self, messages: list[Message]) -> None:
         counted = [Counted(m, count_message_tokens(m)) for m in messages]
         await self.store.append_messages(self.conversation_id, messages, token_counts=[c.token_count for c in counted])
+        if not self.vision:
+            counted = [Counted(c.message.map_images(ImageBlock.as_text), None) if c.message.images else c
+                       for c in counted]
         self.entries += counted
 
     def window(self, *, model: str, max_tokens: int, fixed_tokens: int) -> Window:

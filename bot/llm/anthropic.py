@@ -30,6 +30,7 @@ from bot.messages import (
     StreamEvent,
     TextBlock,
     TextDelta,
+    ToolResultBlock,
     ToolUseBlock,
     ToolUseStarted,
     Usage,
@@ -98,6 +99,12 @@ def _wire_block(block: ContentBlock, stored: dict[str, Any]) -> dict[str, Any]:
         else:
             source = {"type": "text", "media_type": "text/plain", "data": block.text}
         return {"type": "document", "source": source, "title": block.name}
+    if isinstance(block, ToolResultBlock) and block.images:
+        # A tool_result's content may be a list of text and image blocks: the images the tool returned.
+        parts = [{"type": "text", "text": block.content}] if block.content else []
+        parts += [_wire_block(image, {}) for image in block.images]
+        return {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": parts,
+                "is_error": block.is_error}
     return stored
 
 

@@ -45,17 +45,39 @@ def to_chat_messages(system: str, messages: list[Message]) -> list[dict[str, Any
             continue
         # Tool results must directly follow the assistant message that called the tools, so they go
         # first; any text the user sent alongside becomes an ordinary user message after them.
+        shown: list[dict[str, Any]] = []
         for block in message.content:
             if isinstance(block, ToolResultBlock):
-                content = f"Error: {block.content}" if block.is_error else block.content
-                chat.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": content})
+                chat.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": _tool_text(block)})
+                shown += _tool_images(block)
         text = message.text
         media = [b for b in message.content if isinstance(b, (ImageBlock, DocumentBlock))]
-        if media:
-            chat.append({"role": "user", "content": _user_parts(message)})
+        if media or shown:
+            # A tool message is text only: the images a tool returned follow in a user message of their own.
+            chat.append({"role": "user", "content": [*shown, *_user_parts(message)]})
         elif text or not any(isinstance(b, ToolResultBlock) for b in message.content):
             chat.append({"role": "user", "content": text})
     return chat
+
+
+def _tool_text(block: ToolResultBlock) -> str:
+    content = f"Error: {block.content}" if block.is_error else block.content
+    names = [image.name for image in block.images if image.data is not None]
+    if names:
+        content += f"\n[the tool returned {len(names)} image(s), shown in the next message: {', '.join(names)}]"
+    missing = [image.placeholder for image in block.images if image.data is None]
+    return "\n".join([content, *missing])
+
+
+def _tool_images(block: ToolResultBlock) -> list[dict[str, Any]]:
+    images = [image for image in block.images if image.data is not None]
+    if not images:
+        return []
+    parts: list[dict[str, Any]] = [{"type": "text", "text": f"Images returned by tool call {block.tool_use_id}:"}]
+    for image in images:
+        parts.append({"type": "text", "text": image.placeholder})
+        parts.append(_image_part(image))
+    return parts
 
 
 def _user_parts(message: Message) -> list[dict[str, Any]]:
@@ -65,15 +87,16 @@ def _user_parts(message: Message) -> list[dict[str, Any]]:
         if isinstance(block, TextBlock) and block.text:
             parts.append({"type": "text", "text": block.text})
         elif isinstance(block, ImageBlock):
-            if block.data is None:
-                parts.append({"type": "text", "text": block.placeholder})
-            else:
-                url = f"data:{block.media_type};base64,{base64.b64encode(block.data).decode('ascii')}"
-                parts.append({"type": "image_url", "image_url": {"url": url}})
+            parts.append({"type": "text", "text": block.placeholder} if block.data is None else _image_part(block))
         elif isinstance(block, DocumentBlock):
             # Chat completions reads no PDFs here: the parsed text stands in for the file.
             parts.append({"type": "text", "text": f"<document name=\"{block.name}\">\n{block.text}\n</document>"})
     return parts
+
+
+def _image_part(block: ImageBlock) -> dict[str, Any]:
+    url = f"data:{block.media_type};base64,{base64.b64encode(block.data or b'').decode('ascii')}"
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _assistant_message(message: Message) -> dict[str, Any]:

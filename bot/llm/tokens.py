@@ -122,6 +122,7 @@ def count_message_tokens(message: Message, *, model: str | None = None) -> int:
             total += count_text_tokens(_compact_json(block.input), model=model)
         elif isinstance(block, ToolResultBlock):
             total += count_text_tokens(block.content, model=model)
+            total += sum(BLOCK_OVERHEAD + image_tokens(image, model=model) for image in block.images)
         elif isinstance(block, ImageBlock):
             total += image_tokens(block, model=model)
         elif isinstance(block, DocumentBlock):

@@ -190,3 +190,30 @@ async def test_a_document_too_long_to_give_whole_says_so(make_rig):
     assert not [b for b in rig.model.requests[-1]["messages"][-1]["content"] if b["type"] == "document"]
     message = rig.slack.message(turn.channel_id, reply.parts[0].ts)
     assert "book.txt is too long to read whole, so I answered from its most relevant parts." in message.text
+
+
+async def test_a_tools_images_get_their_bytes_back_or_give_way_to_text(tmp_path) -> None:
+    from bot.conversation.media import with_image_data, without_images
+    from bot.conversation.transcript import Transcript
+    from bot.messages import ToolResultBlock, ToolUseBlock
+
+    store = SqliteStore(tmp_path / "t.db")
+    try:
+        data = b"\x89PNG fake bytes"
+        sha = hashlib.sha256(data).hexdigest()
+        await store.put_blob(sha, "image/png", data)
+        image = ImageBlock("web_shot-1", "image/png", sha, 10, 10)
+        result = Message("user", [ToolResultBlock("toolu_1", "the page", images=(image,))])
+        [back] = await with_image_data([result], store)
+        assert back.images[0].data == data and back.content[0].content == "the page"
+        text_only = without_images(back)
+        assert text_only.images == [] and text_only.content[0].content == "the page\n[image: web_shot-1]"
+        # A model without vision: the transcript keeps the image in the store, gives the model its text.
+        conversation = await store.conversation_id(team_id="T", channel_id="C", thread_ts="1.0", user_id="U")
+        transcript = Transcript(store, conversation, [], vision=False)
+        await transcript.record([Message("assistant", [ToolUseBlock("toolu_1", "web_shot", {})]), back])
+        assert transcript.messages[1].images == [] and "[image: web_shot-1]" in transcript.messages[1].content[0].content
+        stored = await store.history(conversation)
+        assert stored[1].message.images == [image]
+    finally:
+        await store.close()

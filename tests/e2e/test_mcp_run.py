@@ -156,6 +156,32 @@ async def test_mcp_tools_with_approval_through_the_real_process(fakes, tmp_path:
         assert bot.stop() == 0, bot.log()
 
 
+async def test_an_mcp_image_reaches_the_model_as_an_image_block_and_stays_in_the_thread(fakes, tmp_path: Path
+                                                                                        ) -> None:
+    slack, model = fakes
+    config = servers_file(tmp_path, {"mcpServers": {"notes": stdio_entry(tools=["chart"])}})
+    bot = start_bot(fakes, tmp_path, THREADBOT_MCP_CONFIG=config)
+    try:
+        model.add(Reply.tool("notes_chart", {}, id="toolu_chart"), Reply.text("A gradient."))
+        event = await mention(slack, bot, "draw the chart")
+        await final(slack, event, "A gradient.")
+        block = tool_result(model, "toolu_chart")
+        [text, image] = block["content"]
+        assert text["text"].startswith("chart 2400x600") and image["type"] == "image"
+        assert image["source"]["media_type"] == "image/png" and model.calls[-1].media.images == 1
+        # The next question of the thread sends the image again: history keeps its address, the store its bytes.
+        model.add(Reply.text("Still a gradient."))
+        follow = fs.app_mention("and now?", thread_ts=event["ts"])
+        assert (await slack.deliver_http(bot.events_url, fs.event_callback(follow))).status == 200
+        await final(slack, event, "Still a gradient.")
+        again = [b for m in model.requests[-1]["messages"] for b in m["content"] if isinstance(b, dict)
+                 and b.get("type") == "tool_result"]
+        assert again[0]["content"][1]["source"]["data"] == image["source"]["data"]
+        assert model.calls[-1].media.images == 1
+    finally:
+        assert bot.stop() == 0, bot.log()
+
+
 def test_a_malformed_servers_file_stops_start_up_with_one_line(fakes, tmp_path: Path) -> None:
     config = servers_file(tmp_path, {"mcpServers": {"notes": {"command": "x", "approval": "maybe"}}})
     with pytest.raises(RuntimeError) as caught:

@@ -395,6 +395,8 @@ def echo_text(body: dict[str, Any]) -> str:
                 parts.append(block.get("text", ""))
             elif block.get("type") == "tool_result":
                 result = block.get("content")
+                if isinstance(result, list):  # text and image blocks: the echo repeats the text only
+                    result = " ".join(inner.get("text", "") for inner in result if inner.get("type") == "text")
                 parts.append(result if isinstance(result, str) else json.dumps(result))
         return "echo: " + " ".join(parts)
     return "echo:"
@@ -452,6 +454,14 @@ def validate_request(body: dict[str, Any]) -> None:
                 raise InvalidRequest("messages: text content blocks must be non-empty")
             if block.get("type") == "tool_use" and role != "assistant":
                 raise InvalidRequest(f"messages.{i}: tool_use blocks are only allowed in assistant messages")
+            if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                for k, inner in enumerate(block["content"]):
+                    if inner.get("type") not in ("text", "image", "document", "search_result"):
+                        raise InvalidRequest(f"messages.{i}.content.tool_result.content.{k}.type: Input tag "
+                                             f"'{inner.get('type')}' does not match any of the expected tags: "
+                                             "'document', 'image', 'search_result', 'text'")
+                    if inner.get("type") == "text" and not inner.get("text"):
+                        raise InvalidRequest("messages: text content blocks must be non-empty")
             if block.get("type") == "tool_result" and role != "user":
                 raise InvalidRequest(f"messages.{i}: tool_result blocks are only allowed in user messages")
 

@@ -233,10 +233,18 @@ def openai_media_problem(messages: list[dict[str, Any]], count: MediaCount, *,
         content = message.get("content")
         if not isinstance(content, list):
             continue
+        role = message.get("role")
         for j, part in enumerate(content):
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "text":
                 continue
+            if role != "user":
+                # Tool (and system, assistant) messages take text parts only: images go in a user message.
+                return OpenAIMediaProblem(f"Invalid 'messages[{i}]'. Image URLs are only allowed for messages "
+                                          f"with role 'user', but this message with role '{role}' contains an "
+                                          f"image URL." if kind == "image_url" else
+                                          f"Invalid value: '{kind}'. Supported values are: 'text'.",
+                                          f"messages[{i}].content[{j}].type", "invalid_value")
             if kind != "image_url":
                 return OpenAIMediaProblem(f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'.",
                                           f"messages.[{i}].content.[{j}].type", "invalid_value")

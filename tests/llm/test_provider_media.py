@@ -12,7 +12,8 @@ from bot.llm.anthropic import AnthropicProvider
 from bot.llm.images import prepare_image
 from bot.llm.openai import OpenAIProvider
 from bot.llm.tokens import count_message_tokens
-from bot.messages import DocumentBlock, ImageBlock, Message, MessageDone, ModelRequest, TextBlock
+from bot.messages import (DocumentBlock, ImageBlock, Message, MessageDone, ModelRequest, TextBlock, ToolResultBlock,
+                          ToolUseBlock)
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.media import LLAMA_CPP_NO_VISION, OPENAI_NO_VISION
 from tests.fakes.openai import FakeOpenAI
@@ -129,5 +130,82 @@ async def test_a_model_without_vision_becomes_images_not_supported(wording):
         assert info.value.user_message() == "This model can't read images, so I answered from the text alone."
         assert len(server.chat_requests) == 1  # a 400 is not retried
     finally:
+        await provider.aclose()
+        await server.stop()
+
+
+# --- images a tool returned (an MCP tool's screenshot) -------------------------------------------------
+
+
+def tool_round(*images: ImageBlock) -> ModelRequest:
+    """A request whose history ends with a tool call answered by a tool_result holding images."""
+    use = ToolUseBlock("toolu_1", "web_shot", {"url": "x"})
+    result = ToolResultBlock("toolu_1", "the page", images=images)
+    return ModelRequest(model="claude-test", system="Be brief.", max_tokens=64, messages=[
+        Message("user", [TextBlock("Show me the page.")]), Message("assistant", [use]), Message("user", [result])])
+
+
+async def test_claude_receives_the_tool_images_inside_the_tool_result(claude):
+    server, provider = claude
+    image = shot(1000, 750)
+    result = await done(provider, tool_round(image))
+    [sent] = server.requests[-1]["messages"][2]["content"]
+    assert sent["type"] == "tool_result" and sent["content"][0] == {"type": "text", "text": "the page"}
+    assert sent["content"][1]["type"] == "image" and sent["content"][1]["source"]["media_type"] == "image/png"
+    # The fake validates and counts the image inside the tool_result as the API does.
+    assert server.calls[-1].media.images == 1 and result.usage.input_tokens >= 1000
+    assert count_message_tokens(tool_round(image).messages[2], model="claude-test") >= 1000
+
+
+async def test_the_anthropic_fake_refuses_what_a_tool_result_may_not_hold(claude):
+    import anthropic
+
+    server, provider = claude
+    client = anthropic.AsyncAnthropic(api_key=server.api_key, base_url=server.base_url, max_retries=0)
+    try:
+        bad = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "tool_use", "id": "x",
+                                                                             "name": "n", "input": {}}]}
+        with pytest.raises(anthropic.BadRequestError, match="does not match any of the expected tags"):
+            await client.messages.create(model="claude-test", max_tokens=10, messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "n", "input": {}}]},
+                {"role": "user", "content": [bad]}])
+    finally:
+        await client.close()
+
+
+async def test_openai_gets_the_tool_images_in_a_user_message_after_the_tool_messages():
+    import openai
+
+    server = FakeOpenAI(api_key=KEY)
+    await server.start()
+    provider = OpenAIProvider(api_key=KEY, base_url=server.base_url, max_retries=0)
+    client = openai.AsyncOpenAI(api_key=KEY, base_url=server.base_url, max_retries=0)
+    try:
+        image, gone = shot(1024, 768, "JPEG"), ImageBlock("old.png", "image/png", "ff", 10, 10)
+        request = tool_round(image, gone)
+        request.model = "gpt-4o"
+        result = await done(provider, request)
+        messages = server.chat_requests[-1].messages
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "user"]
+        assert messages[3]["content"].startswith("the page") and "shown in the next message: shot.jpeg" in \
+            messages[3]["content"] and "[image: old.png]" in messages[3]["content"]
+        parts = messages[4]["content"]
+        assert parts[0]["text"] == "Images returned by tool call toolu_1:"
+        assert parts[1] == {"type": "text", "text": "[image: shot.jpeg]"}
+        assert parts[2]["image_url"]["url"].startswith("data:image/jpeg;base64,/9j/") and len(parts) == 3
+        assert result.usage.input_tokens >= 85 + 170 * 4
+        # The fake refuses an image inside a tool (or assistant) message, as the API does.
+        url = parts[2]["image_url"]["url"]
+        with pytest.raises(openai.BadRequestError, match="content"):
+            await client.chat.completions.create(model="gpt-4o", messages=[
+                *messages[:3], {"role": "tool", "tool_call_id": "toolu_1",
+                                "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+        with pytest.raises(openai.BadRequestError, match="only allowed for messages with role 'user'"):
+            await client.chat.completions.create(model="gpt-4o", messages=[
+                *messages[:4], {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": url}}]},
+                {"role": "user", "content": "and?"}])
+    finally:
+        await client.close()
         await provider.aclose()
         await server.stop()

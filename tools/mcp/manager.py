@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 from bot.messages import ToolResultBlock, ToolSpec
 from tools.mcp.connection import CallTimedOut, ServerConnection, ServerUnavailable
 from tools.mcp.names import assign_names
-from tools.mcp.results import to_tool_result
+from tools.mcp.results import read_tool_result
 from tools.mcp.schema import SchemaRejected, repair_schema
 from tools.mcp.servers_file import Approval, ServerConfig
 
@@ -169,8 +169,10 @@ class MCPManager:
 
     # --- calls ----------------------------------------------------------------------------------
 
-    async def call(self, name: str, arguments: dict[str, Any], *, tool_use_id: str, timeout: float) -> ToolResultBlock:
-        """Run one MCP tool; every failure becomes an is_error tool_result (cancellation passes through)."""
+    async def call(self, name: str, arguments: dict[str, Any], *, tool_use_id: str, timeout: float,
+                   store: Any = None) -> ToolResultBlock:
+        """Run one MCP tool; every failure becomes an is_error tool_result (cancellation passes through).
+        Images it returns are kept in `store` (bot.store's blobs) for the later requests of the thread."""
         found = self._tools.get(name)
         if found is None:
             return ToolResultBlock(tool_use_id, f"The tool {name} is not available right now.", True)
@@ -191,4 +193,4 @@ class MCPManager:
             # The SDK's own checks (structured content not matching the declared output schema).
             log.warning("MCP tool %s (%s): %s", name, tool_use_id, exc)
             return ToolResultBlock(tool_use_id, f"The tool {name} returned an invalid result: {str(exc)[:300]}", True)
-        return to_tool_result(tool_use_id, result)
+        return await read_tool_result(tool_use_id, result, store=store, name=name)

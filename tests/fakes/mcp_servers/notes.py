@@ -68,6 +68,19 @@ def picture() -> list:
 
 
 @app.tool(annotations=ToolAnnotations(read_only_hint=True))
+def chart(width: int = 2400, height: int = 600) -> list:
+    """Return a chart as a PNG image (a gradient), larger than the models take."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((width, height)).convert("RGB").save(out, "PNG")
+    return [TextContent(type="text", text=f"chart {width}x{height}"),
+            ImageContent(type="image", data=base64.b64encode(out.getvalue()).decode(), mime_type="image/png")]
+
+
+@app.tool(annotations=ToolAnnotations(read_only_hint=True))
 def fail(why: str) -> str:
     """Raise an error."""
     raise ValueError(why)
