@@ -4,7 +4,9 @@ In one run, the same work (echo a short text) is done three ways, interleaved in
 load hits each alike:
 - built-in: a `@tool` function run by the tool registry (the reference: validation + the call);
 - stdio:    the same tool on an MCP server (the official SDK's MCPServer) over stdio, via MCPManager;
-- http:     the same server over Streamable HTTP on loopback.
+- http:     the same server over Streamable HTTP on loopback;
+- http sdk: the official SDK's bare ClientSession.call_tool on its default http client, to the same server
+            (what the SDK itself costs; it opens a new TCP connection per call, see tools/mcp/keepalive.py).
 Printed: median and p90 per call, and the median added over the built-in tool (target: < 5 ms).
 Then: the time MCPManager.start() takes for one stdio server and for three at once (two stdio, one HTTP).
 
@@ -17,9 +19,13 @@ import asyncio
 import statistics
 import sys
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mcp import ClientSession  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from bot.messages import ToolUseBlock  # noqa: E402
 from tests.fakes.mcp_servers import http_server, stdio_entry  # noqa: E402
@@ -46,8 +52,13 @@ async def main(calls: int) -> None:
     registry = Registry([echo])
     ctx = None  # the echo tool does not touch its context
     with http_server() as url:
-        async with manager({"local": stdio_entry(tools=["echo"]), "web": {"url": url, "tools": ["echo"]}}) as m:
+        async with AsyncExitStack() as stack:
+            m = await stack.enter_async_context(
+                manager({"local": stdio_entry(tools=["echo"]), "web": {"url": url, "tools": ["echo"]}}))
             assert [s.status for s in m.status()] == ["running", "running"], [s.error for s in m.status()]
+            bare = await stack.enter_async_context(ClientSession(*await stack.enter_async_context(
+                streamable_http_client(url))))
+            await bare.initialize()
 
             async def builtin(i: int) -> None:
                 result = await registry.run(ctx, ToolUseBlock(f"t{i}", "echo", {"text": f"hello {i}"}))  # type: ignore[arg-type]
@@ -59,7 +70,11 @@ async def main(calls: int) -> None:
                     assert result.content == f"hello {i}", result.content
                 return run
 
-            ways = {"built-in": builtin, "stdio": over("local_echo"), "http": over("web_echo")}
+            async def sdk(i: int) -> None:
+                result = await bare.call_tool("echo", {"text": f"hello {i}"})
+                assert result.content[0].text == f"hello {i}"  # type: ignore[union-attr]
+
+            ways = {"built-in": builtin, "stdio": over("local_echo"), "http": over("web_echo"), "http sdk": sdk}
             times: dict[str, list[float]] = {name: [] for name in ways}
             for i in range(20):  # warm-up
                 for run in ways.values():
@@ -74,7 +89,8 @@ async def main(calls: int) -> None:
         for name, samples in times.items():
             median = statistics.median(samples)
             p90 = statistics.quantiles(samples, n=10)[-1]
-            added = "" if name == "built-in" else f"   added {median - reference:6.2f} ms  (target < 5 ms)"
+            note = "(the SDK alone, for reference)" if name == "http sdk" else "(target < 5 ms)"
+            added = "" if name == "built-in" else f"   added {median - reference:6.2f} ms  {note}"
             print(f"  {name:9s} median {median:7.3f} ms  p90 {p90:7.3f} ms{added}")
 
         async def start_time(servers: dict) -> float:

@@ -16,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
+from tools.mcp.keepalive import keepalive_transport
 from tools.mcp.servers_file import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -313,7 +314,8 @@ async def _http_transport(
 ) -> Any:
     timeout = httpx2.Timeout(timeout_s, read=300)
     hooks = {"response": [on_response]}
-    async with httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks=hooks) as client:
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks=hooks,
+                                  transport=keepalive_transport()) as client:
         async with streamable_http_client(url, http_client=client, max_sse_event_size=MAX_HTTP_EVENT_BYTES) as streams:
             yield streams
 
