@@ -199,6 +199,8 @@ class Recovery:
             failure_for(Interrupted(), log=log, doing=f"{turn.kind} {turn.id}", generic=GENERIC))
         self.handled[turn.kind] = self.handled.get(turn.kind, 0) + 1
         log.info("%s %s (%s) left open by %s: closed", turn.kind, turn.id, turn.channel_id, turn.owner)
+        if turn.details.get("approval_id"):  # a click from now on hears the question is no longer waiting
+            await self.services.store.close_approval(turn.details["approval_id"], decision="closed")
         await self._show(turn, text)
         await self.services.store.finish_turn(turn.id, outcome="closed")
 

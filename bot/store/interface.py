@@ -14,6 +14,7 @@ import numpy as np
 from bot.messages import Message
 from bot.store.records import (
     Admission,
+    ApprovalResult,
     AssistantThread,
     ChannelSettings,
     Hit,
@@ -118,6 +119,26 @@ class Store(Protocol):
                               token_counts: list[int | None] | None = None, user_id: str | None = None,
                               slack_ts: str | None = None) -> list[int]:
         """Append messages atomically (a tool_use and its tool_result land together or not at all)."""
+        ...
+
+    # --- approvals (bot/store/sqlite/approvals.py) ---------------------------------------------
+    # A question waiting for a user's Approve/Deny: the click may reach another replica than the waiter.
+
+    async def open_approval(self, approval_id: str, *, user_id: str) -> None:
+        """A new question that only `user_id` may decide."""
+        ...
+
+    async def decide_approval(self, approval_id: str, *, user_id: str, decision: str) -> ApprovalResult:
+        """Record a click (`approved`/`denied`) if the question still waits and `user_id` may decide it."""
+        ...
+
+    async def approval_decision(self, approval_id: str) -> str | None:
+        """The decision recorded so far (None: still waiting, or unknown)."""
+        ...
+
+    async def close_approval(self, approval_id: str, *, decision: str) -> str:
+        """Stop waiting: record `decision` (`timeout`, `closed`) unless a click came first; the decision
+        that stands. Also prunes long-decided questions."""
         ...
 
     # --- blobs (bot/store/sqlite/blobs.py) ---------------------------------------------------

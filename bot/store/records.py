@@ -253,3 +253,12 @@ class OpenTurn:
     streaming: bool  # answer text was shown: it can no longer be answered afresh
     conversation_id: int | None
     question_id: int | None  # the stored user message, once persisted
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """What recording a click did: `decided`, `not_yours` (another user clicked) or `gone` (decided already,
+    timed out, or unknown); `owner` is the user who may decide (None when the question is unknown)."""
+
+    result: Literal["decided", "not_yours", "gone"]
+    owner: str | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, AsyncContextManager
 
+from bot.store.postgres.approvals import ApprovalsMixin
 from bot.store.postgres.channel_settings import ChannelSettingsMixin
 from bot.store.postgres.buckets import BucketsMixin
 from bot.store.postgres.connect import open_pool
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class PostgresStore(ConversationsMixin, UsageMixin, ThreadsMixin, ChannelSettingsMixin, BucketsMixin, TurnsMixin,
-                    KnowledgeReads):
+                    ApprovalsMixin, KnowledgeReads):
     """bot.store.Store on a PostgreSQL connection pool; every call awaits the driver."""
 
     shared_by_replicas = True

@@ -327,4 +327,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "012_approvals",
+        """
+        -- Approval decisions, recorded by whichever replica gets the click (bot/store/postgres/approvals.py).
+        CREATE TABLE approvals (
+            approval_id text PRIMARY KEY,
+            user_id text NOT NULL,
+            decision text,
+            decided_by text,
+            created_at double precision NOT NULL,
+            decided_at double precision
+        );
+        CREATE INDEX approvals_decided ON approvals(decided_at);
+        """,
+    ),
 ]

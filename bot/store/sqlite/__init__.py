@@ -5,8 +5,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from bot.store.sqlite import (assistant_threads, blobs, buckets, channel_settings, conversations, feedback,
+from bot.store.sqlite import (approvals, assistant_threads, blobs, buckets, channel_settings, conversations, feedback,
                               knowledge, requests, threads, turns, usage)
+from bot.store.sqlite.approvals import ApprovalsMixin
 from bot.store.sqlite.assistant_threads import AssistantThreadsMixin
 from bot.store.sqlite.blobs import BlobsMixin
 from bot.store.sqlite.buckets import BucketsMixin
@@ -34,11 +35,13 @@ MIGRATIONS = [
     *channel_settings.MIGRATIONS,
     *buckets.MIGRATIONS,
     *turns.MIGRATIONS,
+    *approvals.MIGRATIONS,
 ]
 
 
 class SqliteStore(EventsMixin, ConversationsMixin, UsageMixin, RequestsMixin, FeedbackMixin, AssistantThreadsMixin,
-                  ThreadsMixin, BlobsMixin, ChannelSettingsMixin, BucketsMixin, TurnsMixin, KnowledgeReads):
+                  ThreadsMixin, BlobsMixin, ChannelSettingsMixin, BucketsMixin, TurnsMixin, ApprovalsMixin,
+                  KnowledgeReads):
     """bot.store.Store on one SQLite file. The coroutines run their SQL synchronously: each is a short
     transaction, cheaper than a hop to a thread; long whole-scope reads go to a thread themselves."""
 
