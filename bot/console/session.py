@@ -17,7 +17,7 @@ from bot.console.commands import (
 )
 from bot.console.reply import INTERRUPTED, ConsoleReply
 from bot.console.screen import Screen, log_to_screen
-from bot.console.terminal import forward_sigint_to_main_thread, read_line
+from bot.console.terminal import forward_sigint_to_main_thread, read_line, show_prompt
 from bot.console.approval import ConsoleApproval
 from bot.conversation import GENERIC_FAILURE, Turn
 from bot.conversation.approvals import Approve
@@ -205,7 +205,9 @@ def run_console(settings: Settings, *, thread: str | None = None, log_level_set:
         try:
             runner.run(_greet(console, resumed=thread is not None, interactive=interactive))
             while not console.exit_requested:
-                line = read_line(stdin, stdout, stderr, interactive=interactive)
+                # A line a timed-out approval question's read took comes first (bot/console/approval.py).
+                line = approve.next_line(lambda: read_line(stdin, stdout, stderr, interactive=interactive),
+                                         prompt=lambda: show_prompt(stderr, interactive=interactive))
                 if line is None:
                     break
                 try:

@@ -47,9 +47,7 @@ def read_line(stdin: IO[str], stdout: IO[str], stderr: IO[str], *, interactive: 
             except ImportError:
                 pass
             return input(PROMPT)
-        if interactive:
-            stderr.write(PROMPT)
-            stderr.flush()
+        show_prompt(stderr, interactive=interactive)
         line = stdin.readline()
         return line.rstrip("\n") if line else None
     except EOFError:
@@ -60,3 +58,10 @@ def read_line(stdin: IO[str], stdout: IO[str], stderr: IO[str], *, interactive: 
         if interactive:
             stdout.write("\n")
         return None
+
+
+def show_prompt(stderr: IO[str], *, interactive: bool) -> None:
+    """The prompt, where input() does not show it (a pipe shows none)."""
+    if interactive:
+        stderr.write(PROMPT)
+        stderr.flush()
