@@ -84,14 +84,14 @@ class Agent:
         self.max_tokens = max_tokens
         self.system_prompt = system_prompt
         self.model = model
-        # What the system prompt and the tool definitions add to every request.
-        self.fixed_tokens = self.fixed_tokens_for(self.default_profile)
 
     @property
     def default_profile(self) -> AgentProfile:
         return AgentProfile(model=self.model, system_prompt=self.system_prompt)
 
     def fixed_tokens_for(self, profile: AgentProfile) -> int:
+        """What the system prompt and the tool definitions add to a request made now (an MCP server may
+        change its tools at any time, so this is counted when it is needed, never kept)."""
         return count_text_tokens(profile.system_prompt) + count_tools_tokens(self.registry.specs(profile.tools))
 
     async def run(
@@ -114,9 +114,7 @@ class Agent:
         (default: the agent's own) chooses the model, system prompt and tools on offer; a call to a tool
         not on offer is answered with an error result, never run."""
         profile = profile or self.default_profile
-        specs = self.registry.specs(profile.tools)
-        offered = frozenset(spec.name for spec in specs)
-        fixed_tokens = count_text_tokens(profile.system_prompt) + count_tools_tokens(specs)
+        system_tokens = count_text_tokens(profile.system_prompt)
         persist = transcript.record
         rounds = 0
         while True:
@@ -127,6 +125,11 @@ class Agent:
                 await persist([Message("assistant", [TextBlock(ROUND_LIMIT_SENTENCE)])])
                 return TurnOutcome(stop_reason="round_limit", rounds=rounds, notice=ROUND_LIMIT_SENTENCE)
             rounds += 1
+            # The tools as they are now: an MCP server that announced a change offers its new list from the
+            # next call on, and the estimate counts exactly the tools this request sends.
+            specs = self.registry.specs(profile.tools)
+            offered = frozenset(spec.name for spec in specs)
+            fixed_tokens = system_tokens + count_tools_tokens(specs)
             window = transcript.window(model=profile.model, max_tokens=self.max_tokens, fixed_tokens=fixed_tokens)
             request = ModelRequest(
                 model=profile.model, system=profile.system_prompt, messages=window.messages,

@@ -144,6 +144,12 @@ class ServerConnection:
             raise ServerUnavailable(f"the MCP server {self.name} could not be reached ({_reason(exc)})") from None
         if not isinstance(result, types.CallToolResult):
             raise ServerUnavailable(f"the MCP server {self.name} answered with something other than a tool result")
+        refresh = self._refresh
+        if refresh is not None and not refresh.done():
+            # The call changed the server's tools (it announced so before answering): the model's next
+            # request should offer the new list, so the call ends once it is known (bounded).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(refresh), max(deadline - time.monotonic(), 0.001))
         return result
 
     def _lose(self, session: ClientSession) -> None:
