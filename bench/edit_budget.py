@@ -10,11 +10,16 @@ the bucket served finals only (starting full at the bucket's burst, refilling at
 case: answers complete (final text == the whole answer, checked), stuck placeholders, 429s, progress
 edits per answer, and time until every answer is final ÷ the floor.
 
+The budget forecasts when answers in flight may end from the answers it has seen finish, as a running
+bot has: each case first answers WARMUP questions (the fake not yet limiting), waits until the
+budget's bucket is full again, then starts the measured burst. `--cold` skips that: no history, so
+every final may come at any moment and progress edits only take tokens beyond one per answer.
+
 Targets (issue 17): ≤ 1.2 × the floor, 0 × 429, progress edits per answer > 0 when there is room (the
 5-answer case), 200 answers all complete with none stuck. Before issue 17: 30 answers final at 28.6 s
 against that case's floor (2.3×), with 13 progress edits spending the burst the finals needed.
 
-    .venv/bin/python bench/edit_budget.py [--answers 30 200 5]
+    .venv/bin/python bench/edit_budget.py [--answers 30 5 200] [--cold]
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ PER_MINUTE, BURST = 50, 20  # Slack's Tier 3, enforced by the fake
 WORDS = ("the rollout went well although the cache warmed slowly so we added a second replica and "
          "moved the nightly job to an earlier window which also fixed the alert noise").split()
 CHUNK, DELAY = 24, 0.08  # ~1,500 characters in 24-character deltas every 80 ms ≈ 5 s per answer
+WARMUP = 5  # answers the budget sees finish before the burst
 
 
 def answer_text(n: int, words: int = 250) -> str:
@@ -55,11 +61,11 @@ def answer_text(n: int, words: int = 250) -> str:
     return f"Answer {n}.\n\n" + "\n\n".join(paragraphs)
 
 
-async def run(answers: int, tmp: Path) -> dict[str, float]:
+async def run(answers: int, tmp: Path, *, warm: bool) -> dict[str, float]:
     slack, model = FakeSlack(), FakeAnthropic()
     slack.start_in_thread()  # the fakes on their own loops, as the real services would be
     model.start_in_thread()
-    texts = [answer_text(n) for n in range(answers)]
+    texts = [answer_text(n) for n in range(answers + WARMUP)]
 
     def respond(body: dict) -> Reply:
         question = body["messages"][-1]["content"][0]["text"]
@@ -74,10 +80,9 @@ async def run(answers: int, tmp: Path) -> dict[str, float]:
     services = await Services.create(settings)
     budgets = EditBudgets()  # what the Slack surface builds: one chat.update budget for the workspace
     client = AsyncWebClient(token=fs.BOT_TOKEN, base_url=slack.api_url, session=services.http)
-    threads = [slack.add_message(fs.CHANNEL_ID, f"question {n}", user=f"U{n:05d}") for n in range(answers)]
+    threads = [slack.add_message(fs.CHANNEL_ID, f"question {n}", user=f"U{n:05d}") for n in range(answers + WARMUP)]
     stream_ended: list[float] = []
     landed: list[float] = []
-    slack.rate_limit("chat.update", per_minute=PER_MINUTE, burst=BURST)  # full bucket from here
     started = time.monotonic()
 
     async def one(n: int) -> None:
@@ -96,6 +101,14 @@ async def run(answers: int, tmp: Path) -> dict[str, float]:
         landed.append(time.monotonic() - started)
 
     try:
+        if warm:
+            await asyncio.gather(*(one(n) for n in range(answers, answers + WARMUP)))
+            while budgets.chat_update.report()["tokens"] < BURST:  # the burst starts on a full bucket
+                await asyncio.sleep(0.5)
+            stream_ended.clear()
+            landed.clear()
+        slack.rate_limit("chat.update", per_minute=PER_MINUTE, burst=BURST)  # full bucket from here
+        started = time.monotonic()
         await asyncio.gather(*(one(n) for n in range(answers)))
     finally:
         slack.stop_thread()
@@ -104,7 +117,7 @@ async def run(answers: int, tmp: Path) -> dict[str, float]:
 
     complete = stuck = 0
     progress: list[int] = []
-    for n, thread_ts in enumerate(threads):
+    for n, thread_ts in enumerate(threads[:answers]):
         parts = [m for m in slack.messages_in_thread(fs.CHANNEL_ID, thread_ts) if m.user == fs.BOT_USER_ID]
         if [m.text for m in parts] == split_message(to_mrkdwn(texts[n])):
             complete += 1
@@ -130,12 +143,15 @@ def show(r: dict[str, float]) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, nargs="+", default=[30, 5, 200])
+    parser.add_argument("--cold", action="store_true", help="no answers seen before the burst (no forecast)")
     args = parser.parse_args()
+    print(f"chat.update {PER_MINUTE}/min, burst {BURST}; "
+          + ("cold: no answers seen before" if args.cold else f"{WARMUP} answers seen before each burst"))
     logging.basicConfig(level=logging.ERROR)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for answers in args.answers:
-            results.append(await run(answers, Path(tmp)))
+            results.append(await run(answers, Path(tmp), warm=not args.cold))
             show(results[-1])
     for r in results:
         assert r["complete"] == r["answers"], "an answer's final text is incomplete"

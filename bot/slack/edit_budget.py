@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from bot.slack.edit_forecast import progress_may_spend
+from bot.slack.edit_forecast import StreamDurations, progress_may_spend
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 # a moment rather than at the first wait so the log line carries the whole queue, not its first few.
 BOTTLENECK_AFTER_S = 1.0
 # Slack counts an edit when it arrives, we when we send it: when calls' latency varies, Slack's bucket
-# can be a little behind ours. A final that found the bucket empty waits this much longer, once: a
-# constant lag behind the refill, not a cost per edit, that keeps a queue of finals clear of 429s.
+# can be a little behind ours. Every final leaves this much refill in the bucket (it takes a token at
+# 1 + rate × skew, not at 1): a constant lag behind the refill, not a cost per edit, that keeps a
+# queue of finals clear of 429s. Each final keeps it, also one that arrives while others wait: a
+# newcomer taking the token at exactly 1 would use up the margin the one before it left.
 ARRIVAL_SKEW_S = 0.25
 
 
@@ -39,13 +41,26 @@ class InFlight:
 
     def __init__(self, budget: "EditBudget"):
         self._budget = budget
-        self.ends_at: float | None = None  # the earliest it may finish (budget clock); None: any moment
+        self.started_at = budget._clock()
+        self._expected: float | None = None
+
+    @property
+    def ends_at(self) -> float | None:
+        """The earliest it may finish (budget clock): as told, else by the durations of the answers
+        seen before (bot/slack/edit_forecast.py); None: any moment."""
+        if self._expected is not None:
+            return self._expected
+        shortest = self._budget.durations.shortest()
+        return None if shortest is None else self.started_at + shortest
 
     def expect_end(self, at: float | None) -> None:
-        self.ends_at = at
+        self._expected = at
 
-    def finished(self) -> None:
-        """The answer is done streaming: its final now asks for its token through acquire()."""
+    def finished(self, *, streamed: bool = True) -> None:
+        """The answer is done streaming: its final now asks for its token through acquire().
+        `streamed=False` (a one-off message, an answer shown whole) teaches the forecast nothing."""
+        if self in self._budget._in_flight and streamed:
+            self._budget.durations.record(self._budget._clock() - self.started_at)
         self._budget._in_flight.discard(self)
 
 
@@ -64,6 +79,7 @@ class EditBudget:
         # Held weakly: a reply that is dropped without finishing (an error before its final) stops
         # counting when it is collected, instead of keeping a token back for ever.
         self._in_flight: weakref.WeakSet[InFlight] = weakref.WeakSet()
+        self.durations = StreamDurations()  # how long answers ran: when the ones in flight may end
         self._bottleneck_logged = False
         self.rate_limited = 0  # 429s reported, for the bench and the logs
 
@@ -83,7 +99,9 @@ class EditBudget:
     def _final_ends(self, now: float) -> list[float]:
         """When the finals will ask for their tokens, as offsets from now (0: waiting, or any moment)."""
         ends = [0.0] * self._finals_waiting
-        ends += [0.0 if a.ends_at is None else max(a.ends_at - now, 0.0) for a in list(self._in_flight)]
+        for answer in list(self._in_flight):
+            end = answer.ends_at
+            ends.append(0.0 if end is None else max(end - now, 0.0))
         return ends
 
     def try_acquire(self, *, keep: int = 0) -> bool:
@@ -106,7 +124,7 @@ class EditBudget:
         """Wait for a token for a final edit (priority over progress edits)."""
         self._finals_waiting += 1
         asked = self._clock()
-        need = 1.0
+        need = min(1.0 + self.rate * ARRIVAL_SKEW_S, self.burst)
         try:
             while True:
                 self._refill()
@@ -114,7 +132,6 @@ class EditBudget:
                 if now >= self._paused_until and self._tokens >= need:
                     self._tokens -= 1
                     return
-                need = min(1.0 + self.rate * ARRIVAL_SKEW_S, self.burst)
                 if now - asked >= BOTTLENECK_AFTER_S:
                     self._say_bottleneck()
                 wait = max(self._paused_until - now, (need - self._tokens) / self.rate, 0.01)

@@ -144,7 +144,7 @@ class SlackReply:
     async def say(self, text: str) -> None:
         """A one-off message in the thread (help, limits), not streamed."""
         self._closed = True
-        self._in_flight.finished()
+        self._in_flight.finished(streamed=False)
         response = await call(self.client, "chat.postMessage", channel=self.channel, thread_ts=self.thread_ts,
                               text=to_mrkdwn(text))
         self.parts.append(_Part(ts=response["ts"], text=text))
@@ -204,7 +204,9 @@ class SlackReply:
 
     async def _close(self, rendered: str, *, extra_blocks: list[dict[str, Any]] | None = None) -> None:
         self._closed = True
-        self._in_flight.finished()  # the final now queues in acquire() with the other finals
+        # The final now queues in acquire() with the other finals; how long this answer streamed is
+        # what the forecast learns from (an answer shown whole, never streamed, teaches it nothing).
+        self._in_flight.finished(streamed=self._flusher is not None)
         if self._flusher is not None:
             # Never cancel an edit in flight: Slack may have applied it (a posted part we would not
             # know about would show up twice). Holding the lock, the flusher is asleep or queued.

@@ -52,6 +52,19 @@ async def test_final_acquire_waits_for_a_token():
     assert loop.time() - started >= 0.05  # had to wait for the refill
 
 
+async def test_a_final_leaves_the_arrival_margin_even_when_it_asks_first():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=5, clock=clock)
+    assert sum(budget.try_acquire() for _ in range(4)) == 4  # one token left, nothing in flight
+    final = asyncio.create_task(budget.acquire())
+    await asyncio.sleep(0.02)
+    # One token would do on our clock, but Slack counts arrivals: the final waits for a quarter
+    # second's refill on top, so it never lands right behind the edit before it.
+    assert not final.done()
+    clock.now += 0.3
+    await asyncio.wait_for(final, 2)
+
+
 # --- finals first, by forecast ------------------------------------------------------------------
 
 def test_few_answers_in_flight_leave_progress_edits_as_they_were():
@@ -87,6 +100,48 @@ def test_a_later_forecast_end_lets_progress_spend_the_refill_before_it():
         answer.expect_end(clock.now + 3.0)
     # By +3 s the bucket refills to 5 from 2 tokens: three spent now cost the finals nothing; a fourth would.
     assert [budget.try_acquire() for _ in range(4)] == [True, True, True, False]
+
+
+def test_answers_seen_finishing_forecast_when_the_next_ones_may_end():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=20, clock=clock)  # one token a second, at most 20
+    first = budget.answer_started()
+    clock.now += 5.0
+    first.finished()  # answers here stream for 5 s
+    answers = [budget.answer_started() for _ in range(25)]
+    # 25 finals due in 5 s: the bucket refills 5 tokens by then, which progress may spend now; no more.
+    assert [budget.try_acquire() for _ in range(6)] == [True] * 5 + [False]
+    clock.now += 5.5  # past their forecast, still streaming: their finals may come at any moment
+    assert budget.try_acquire() is False
+    for answer in answers:
+        answer.finished()
+    # 26 answers seen: one of 5 s, 25 of 5.5 s; the tenth quantile (the third shortest) is 5.5 s.
+    assert budget.durations.shortest() == 5.5
+
+
+def test_a_one_off_message_teaches_the_forecast_nothing():
+    clock = Clock()
+    budget = EditBudget(per_minute=60, burst=20, clock=clock)
+    said = budget.answer_started()
+    clock.now += 3.0
+    said.finished(streamed=False)
+    assert budget.durations.shortest() is None
+    answers = [budget.answer_started() for _ in range(25)]
+    assert budget.try_acquire() is False  # no history: 25 finals may come at any moment
+    del answers
+
+
+def test_the_forecast_is_the_shortest_tenth_of_recent_answers():
+    from bot.slack.edit_forecast import StreamDurations
+
+    durations = StreamDurations(keep=20)
+    assert durations.shortest() is None
+    for seconds in (9.0, 4.0, 7.0):
+        durations.record(seconds)
+    assert durations.shortest() == 4.0  # fewer than ten: the shortest
+    for seconds in range(10, 30):
+        durations.record(float(seconds))  # the oldest fall out of the window
+    assert durations.shortest() == 12.0  # 10..29 kept, the tenth quantile of 20 is the third
 
 
 def test_a_waiting_final_and_an_answer_in_flight_both_keep_their_token():

@@ -200,3 +200,23 @@ def test_intermediate_edits_leave_the_reserve_for_finals():
     assert [budget.try_acquire() for _ in range(5)] == [True, True, True, False, False]
     now[0] += 1.0  # one token back: 4 in the bucket, one above the reserve
     assert budget.try_acquire() is True and budget.try_acquire() is False
+
+
+async def test_streamed_answers_teach_the_budget_when_answers_end_and_one_off_messages_do_not(slack, client):
+    now = [100.0]
+    budget = EditBudget(clock=lambda: now[0])
+    said = SlackReply(client, budget, channel=fs.CHANNEL_ID, thread_ts=slack.add_message(fs.CHANNEL_ID, "help"))
+    await said.say("Ask me anything.")
+    shown = SlackReply(client, budget, channel=fs.CHANNEL_ID, thread_ts=slack.add_message(fs.CHANNEL_ID, "q0"))
+    shown.append("Shown whole, never streamed (a recovered answer).")
+    now[0] += 1.0
+    await shown.finish()
+    assert budget.durations.shortest() is None and budget.report()["answers_in_flight"] == 0
+
+    reply = SlackReply(client, budget, channel=fs.CHANNEL_ID, thread_ts=slack.add_message(fs.CHANNEL_ID, "q"),
+                       interval_s=5)
+    await reply.start()
+    reply.append("Streamed for four seconds.")
+    now[0] += 4.0
+    await reply.finish()
+    assert budget.durations.shortest() == 4.0
