@@ -77,6 +77,10 @@ async def run(answers: int, tmp: Path, *, warm: bool) -> dict[str, float]:
         ANTHROPIC_API_KEY="sk-ant-fake-test-key", ANTHROPIC_BASE_URL=model.base_url,
         THREADBOT_DB=str(tmp / f"{answers}.db"), THREADBOT_USER_RPM="100000", THREADBOT_MAX_TOKENS="4096",
     )
+    said: list[str] = []  # what the budget says when it is the bottleneck (issue 17: once, with the queue)
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage()) if "bottleneck" in record.getMessage() else None
+    logging.getLogger("bot.slack.edit_budget").addHandler(handler)
     services = await Services.create(settings)
     budgets = EditBudgets()  # what the Slack surface builds: one chat.update budget for the workspace
     client = AsyncWebClient(token=fs.BOT_TOKEN, base_url=slack.api_url, session=services.http)
@@ -111,6 +115,7 @@ async def run(answers: int, tmp: Path, *, warm: bool) -> dict[str, float]:
         started = time.monotonic()
         await asyncio.gather(*(one(n) for n in range(answers)))
     finally:
+        logging.getLogger("bot.slack.edit_budget").removeHandler(handler)
         slack.stop_thread()
         model.stop_in_thread()
         await services.aclose()
@@ -129,7 +134,7 @@ async def run(answers: int, tmp: Path, *, warm: bool) -> dict[str, float]:
     return {
         "complete": complete, "stuck": stuck, "answers": answers, "429": slack.count_429("chat.update"),
         "progress_mean": statistics.mean(progress), "progress_max": max(progress),
-        "last_final_s": max(landed), "floor_s": floor, "stream_s": statistics.median(stream_ended),
+        "said": said, "last_final_s": max(landed), "floor_s": floor, "stream_s": statistics.median(stream_ended),
     }
 
 
@@ -138,6 +143,8 @@ def show(r: dict[str, float]) -> None:
           f"{r['429']} × 429; streams ended at median {r['stream_s']:.1f} s; progress edits per answer "
           f"mean {r['progress_mean']:.2f} (max {r['progress_max']}); every answer final at {r['last_final_s']:.1f} s "
           f"vs the bucket's floor {r['floor_s']:.1f} s = {r['last_final_s'] / r['floor_s']:.2f}× (target ≤ 1.2×)")
+    print(f"      the log said the budget is the bottleneck {len(r['said'])}×"
+          + (f": {r['said'][0]}" if r["said"] else ""))
 
 
 async def main() -> None:
@@ -148,6 +155,9 @@ async def main() -> None:
     print(f"chat.update {PER_MINUTE}/min, burst {BURST}; "
           + ("cold: no answers seen before" if args.cold else f"{WARMUP} answers seen before each burst"))
     logging.basicConfig(level=logging.ERROR)
+    budget_log = logging.getLogger("bot.slack.edit_budget")  # its warnings are counted and shown per case
+    budget_log.setLevel(logging.WARNING)
+    budget_log.propagate = False
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for answers in args.answers:

@@ -162,13 +162,15 @@ class EditBudget:
         self._tokens = 0.0
         self._updated = max(self._updated, self._paused_until)
 
-    def report(self) -> dict[str, float | int]:
+    def report(self) -> dict[str, float | int | None]:
         """The budget's state for /healthz."""
         self._refill()
+        shortest = self.durations.shortest()  # the forecast; None: no answer seen yet
         return {"tokens": round(self._tokens, 2), "finals_waiting": self._finals_waiting,
                 "answers_in_flight": len(self._in_flight), "per_minute": round(self.rate * 60, 1),
                 "burst": int(self.burst), "paused_for_s": round(max(self._paused_until - self._clock(), 0.0), 2),
-                "rate_limited": self.rate_limited}
+                "rate_limited": self.rate_limited,
+                "answers_run_at_least_s": None if shortest is None else round(shortest, 2)}
 
 
 class SharedEditBudget(EditBudget):

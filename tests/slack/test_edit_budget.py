@@ -178,8 +178,10 @@ def test_report_shows_tokens_waiting_finals_and_answers_in_flight():
     assert budget.try_acquire() is True
     report = budget.report()
     assert report["tokens"] == 3 and report["finals_waiting"] == 0 and report["answers_in_flight"] == 1
+    assert report["answers_run_at_least_s"] is None  # no answer seen finishing: no forecast yet
+    clock.now += 2.5
     answer.finished()
-    assert budget.report()["answers_in_flight"] == 0
+    assert budget.report()["answers_in_flight"] == 0 and budget.report()["answers_run_at_least_s"] == 2.5
     budget.pause(2.0)
     assert budget.report()["paused_for_s"] == 2.0 and budget.report()["rate_limited"] == 1
 
