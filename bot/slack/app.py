@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.services import Services
 from bot.slack.dedupe import Dedupe
 from bot.slack.edit_budget import EditBudget, EditBudgets
-from bot.slack.health import LoopLagMonitor, peak_rss_mb
+from bot.slack.health import LoopLagMonitor, peak_rss_mb, settle_start_up_heap
 from bot.slack.listeners import register_all
 from bot.slack.listeners.events import answered_as, turn_record
 from bot.slack.recovery import Recovery
@@ -65,6 +65,7 @@ async def serve(settings: Settings) -> None:
 
     async def recover_once_serving() -> None:
         await started
+        settle_start_up_heap()  # before the first event: full collections then skip start-up's objects
         await recovery.start()
 
     recovering = asyncio.create_task(recover_once_serving())

@@ -1,11 +1,16 @@
-"""Process health for /healthz: event-loop lag (how late the loop runs scheduled work) and peak memory."""
+"""Process health for /healthz: event-loop lag (how late the loop runs scheduled work) and peak memory;
+and the one thing start-up does for it, taking the start-up heap out of the garbage collector's way."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import resource
 import sys
 import time
 from collections import deque
+
+log = logging.getLogger(__name__)
 
 
 class LoopLagMonitor:
@@ -47,3 +52,18 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def settle_start_up_heap() -> None:
+    """Collect once, then freeze what is left: every object start-up made (modules, the SDKs' types,
+    tokenizer tables) stays alive for the whole process, and Python's full collections would walk
+    all of them, about a million objects, each time. Measured under a burst of 100 new conversations
+    (bench/spine.py), each full collection stopped the event loop for 120–650 ms; the objects made
+    after this call are few by comparison, so full collections stay short. Called once, when the
+    process starts serving (garbage left at that moment is collected first, so nothing leaks).
+    """
+    started = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    log.info("start-up heap settled: %d objects frozen in %.0f ms", gc.get_freeze_count(),
+             (time.perf_counter() - started) * 1000)
