@@ -10,7 +10,10 @@ Measured in one run, against loopback fakes of Slack and the model:
 
 Targets (issue 2): first post ≤ 100 ms; final edit ≤ one edit interval (1 s) after the last token;
 100 concurrent complete. Issue 17: the burst of 100 new conversations keeps the loop's lag max < 100 ms
-and p99 < 20 ms (before: one ~0.5 s stall while the model SDK opened ~100 connections at once). Peers (shared/reference/peers.md): event → placeholder
+and p99 < 20 ms. What stalled it: full garbage collections walking every start-up object (120–650 ms
+each; the heap is now frozen at start-up, bot/slack/health.py), and batches of 100 ready callbacks in
+one loop turn — each stream's events parsed by the model SDK, ~0.5 ms a delta, and the turns' set-up
+(token counting, store writes), ~2.5 ms a turn. Peers (shared/reference/peers.md): event → placeholder
 3.3–3.45 ms median on loopback; 5 answers in parallel.
 
     .venv/bin/python bench/spine.py
