@@ -196,12 +196,15 @@ class Conversations:
                 outcome = await self.agent.run(transcript, ctx=ctx, reply=reply, stream=meter.stream,
                                                approve=approve, profile=setup.profile)
             except ImagesNotSupported as exc:
-                # The catalog thought this model reads images; its 400 says otherwise. Answer the text.
+                # The catalog thought this model reads images; its 400 says otherwise. Answer the text, going on
+                # from where the turn got to: tool rounds already run (and stored) are not run again.
                 log.info("model %s takes no images (%s); answering without them", model, exc)
                 notes.append(exc.user_message())
-                text_only = Transcript(self.store, conversation_id, _text_only(entries), vision=False)
+                done = transcript.entries[len(entries):]
+                text_only = Transcript(self.store, conversation_id, _text_only(transcript.entries), vision=False)
                 outcome = await self.agent.run(text_only, ctx=ctx, reply=reply, stream=meter.stream, approve=approve,
-                                               profile=setup.profile)
+                                               profile=setup.profile,
+                                               rounds_done=sum(e.message.role == "assistant" for e in done))
         except asyncio.CancelledError:
             # Shutting down mid-answer: tell the user and close the turn rather than leave "Thinking…".
             await self._fail(conversation_id, reply, Interrupted())

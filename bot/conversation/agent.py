@@ -103,6 +103,7 @@ class Agent:
         stream: Callable[[ModelRequest], AsyncIterator[StreamEvent]],
         approve: Approve | None = None,
         profile: AgentProfile | None = None,
+        rounds_done: int = 0,
     ) -> TurnOutcome:
         """Run one turn. The transcript ends with the user's message; every message the turn produces is
         recorded as soon as it is complete (tool_use with its tool_result together), so the stored
@@ -112,11 +113,12 @@ class Agent:
         never do; they go back to the model as error results. A tool that acts runs only after
         `approve` (the surface asking the user) said yes; without `approve` it does not run. `profile`
         (default: the agent's own) chooses the model, system prompt and tools on offer; a call to a tool
-        not on offer is answered with an error result, never run."""
+        not on offer is answered with an error result, never run. `rounds_done`: model calls this turn
+        already made (going on after a retry), counted against the limit."""
         profile = profile or self.default_profile
         system_tokens = count_text_tokens(profile.system_prompt)
         persist = transcript.record
-        rounds = 0
+        rounds = rounds_done
         while True:
             if rounds >= self.max_rounds:
                 # Checked before each call. The text streamed so far stays as the answer; history ends

@@ -108,7 +108,7 @@ async def openai_rig(tmp_path):
         slack = await stack.enter_async_context(FakeSlack())
         weather = await stack.enter_async_context(FakeOpenMeteo())
 
-        async def build(model: str, **fake_options) -> tuple[Rig, FakeOpenAI]:
+        async def build(model: str, *, registry: Registry | None = None, **fake_options) -> tuple[Rig, FakeOpenAI]:
             fake = FakeOpenAI(api_key=KEY, reject_max_tokens=not model.startswith("openai:"), **fake_options)
             await fake.start()
             stack.push_async_callback(fake.stop)
@@ -120,7 +120,7 @@ async def openai_rig(tmp_path):
             stack.push_async_callback(store.close)
             http = await stack.enter_async_context(aiohttp.ClientSession())
             conversations = Conversations(settings=settings, store=store, provider=provider, model=model_id,
-                                          registry=Registry([]), http=http)
+                                          registry=registry or Registry([]), http=http)
             rig = Rig(model=None, slack=slack, weather=weather, store=store,  # type: ignore[arg-type]
                       conversations=conversations, client=AsyncWebClient(token=fs.BOT_TOKEN, base_url=slack.api_url),
                       budget=EditBudget())
@@ -144,6 +144,31 @@ async def test_a_400_saying_no_images_is_one_sentence_and_the_text_is_still_answ
     assert first.messages[-1]["content"][0]["type"] == "image_url"
     assert second.messages[-1]["content"] == "[image: chart.png]\nwhat is this?"
     assert "Hello from the fake model." in message.text
+    assert "This model can't read images, so I answered from the text alone." in message.text
+
+
+async def test_a_400_saying_no_images_after_a_tool_round_goes_on_without_running_the_tool_again(openai_rig):
+    """The tool's image (a real PNG from a real MCP server) is refused by the model mid-turn."""
+    from tests.fakes.mcp_servers import stdio_entry
+    from tests.fakes.openai import FakeToolCall, ScriptedReply
+    from tools.mcp import MCPManager, parse_servers
+
+    async with MCPManager(parse_servers({"mcpServers": {"notes": stdio_entry()}}, {}), start_timeout_s=8) as mcp:
+        registry = Registry([])
+        registry.attach_mcp(mcp)
+        rig, fake = await openai_rig("gpt-4o", registry=registry, rejects_images=OPENAI_NO_VISION)
+        fake.script(ScriptedReply(tool_calls=[FakeToolCall("notes_chart", {"width": 40, "height": 20})]),
+                    ScriptedReply(text="A gradient."))
+        _, message = await ask_with(rig, "what does the chart tool show?", [])
+    first, refused, last = fake.chat_requests
+    assert [m["role"] for m in first.messages][-1] == "user"
+    assert any(part.get("type") == "image_url" for m in refused.messages if isinstance(m.get("content"), list)
+               for part in m["content"])  # the tool's image went to a model that said no
+    # Going on from the tool round: its result is there as text, the tool was called once, nothing asked twice.
+    tool_messages = [m for m in last.messages if m["role"] == "tool"]
+    assert len(tool_messages) == 1 and "[image: notes_chart-1]" in str(tool_messages[0]["content"])
+    assert sum(bool(m.get("tool_calls")) for m in last.messages) == 1
+    assert "A gradient." in message.text
     assert "This model can't read images, so I answered from the text alone." in message.text
 
 
