@@ -14,6 +14,11 @@ from bot.llm.tokens import count_message_tokens
 from bot.messages import ImageBlock, Message, ToolResultBlock
 
 SAFETY_MARGIN = 1024
+# What one request may carry in images, whatever the tokens say: Anthropic refuses more than 100 images and
+# PDF pages together and requests over 32 MB; the newest turn may still bring a document, so the history
+# leaves room for it. Older images beyond these become their names first.
+MAX_REQUEST_IMAGES = 50
+MAX_REQUEST_IMAGE_BYTES = 16 * 1024 * 1024
 
 
 class CountedMessage(Protocol):
@@ -117,20 +122,25 @@ def trim_history(
 
 
 def images_give_way(messages: Sequence[CountedMessage | Message], budget: int) -> Sequence[CountedMessage | Message]:
-    """Older images become their `[image: name]` text, oldest first, until the thread fits — before any turn
-    is dropped. The newest turn keeps its images: the question is about them."""
+    """Older images become their `[image: name]` text, oldest first, until the thread fits — in tokens, and
+    in what one request may carry (MAX_REQUEST_IMAGES, MAX_REQUEST_IMAGE_BYTES) — before any turn is dropped.
+    The newest turn keeps its images: the question is about them."""
     if not any(_message_of(m).images for m in messages):
         return messages
     counted = [_message_and_count(m) for m in messages]
     total = sum(count for _, count in counted)
+    images = sum(len(m.images) for m, _ in counted)
+    image_bytes = sum(len(i.data or b"") for m, _ in counted for i in m.images)
     newest = max((i for i, (m, _) in enumerate(counted) if m.role == "user" and _starts_turn(m)), default=0)
     out: list[CountedMessage | Message] = list(messages)
     for i, (message, count) in enumerate(counted[:newest]):
-        if total <= budget:
+        if total <= budget and images <= MAX_REQUEST_IMAGES and image_bytes <= MAX_REQUEST_IMAGE_BYTES:
             break
         if message.images:
             text_only = message.map_images(ImageBlock.as_text)
             total -= count - count_message_tokens(text_only)
+            images -= len(message.images)
+            image_bytes -= sum(len(image.data or b"") for image in message.images)
             out[i] = text_only
     return out
 

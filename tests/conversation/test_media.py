@@ -217,6 +217,27 @@ async def test_a_document_too_long_to_give_whole_says_so(make_rig):
     assert "book.txt is too long to read whole, so I answered from its most relevant parts." in message.text
 
 
+def test_a_long_thread_of_images_sends_no_more_than_one_request_may_carry():
+    from bot.conversation.context_window import MAX_REQUEST_IMAGE_BYTES, MAX_REQUEST_IMAGES
+
+    def turn(n: int, size: int = 10) -> list[Message]:
+        image = ImageBlock(name=f"p{n}.png", media_type="image/png", sha256=str(n), width=8, height=8, data=b"x" * size)
+        return [Message("user", [image, TextBlock(f"photo {n}?")]), Message("assistant", [TextBlock("A photo.")])]
+
+    # Small images, plenty of tokens: the count still caps what goes (the provider refuses more than 100).
+    thread = [m for n in range(MAX_REQUEST_IMAGES + 10) for m in turn(n)] + [turn(999)[0]]
+    kept = images_give_way(thread, 10**9)
+    sent = [m for m in kept if m.images]
+    assert len(sent) == MAX_REQUEST_IMAGES and sent[-1].images[0].name == "p999.png"
+    assert kept[0].content[0] == TextBlock("[image: p0.png]\n")  # the oldest gave way first
+    # Large ones: the bytes cap (a request has a size limit too).
+    big = MAX_REQUEST_IMAGE_BYTES // 4 + 1
+    thread = [m for n in range(6) for m in turn(n, big)] + [turn(999, big)[0]]
+    sent = [m for m in images_give_way(thread, 10**9) if m.images]
+    assert sum(len(m.images[0].data) for m in sent) <= MAX_REQUEST_IMAGE_BYTES and len(sent) == 3
+    assert sent[-1].images[0].name == "p999.png"
+
+
 async def test_a_tools_images_get_their_bytes_back_or_give_way_to_text(tmp_path) -> None:
     from bot.conversation.media import with_image_data, without_images
     from bot.conversation.transcript import Transcript
