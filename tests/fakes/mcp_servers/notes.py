@@ -19,10 +19,20 @@ from tests.fakes.mcp_servers._parent import exit_with_parent
 
 app = MCPServer("notes", log_level="WARNING")
 NOTES: dict[str, str] = {}
-PNG_1X1 = base64.b64encode(
-    bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                  "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
-).decode()
+
+
+def _png_1x1() -> str:
+    """A real one-pixel PNG, base64 (written by Pillow, so it decodes as the bot's image code expects)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGBA", (1, 1), (255, 0, 0, 255)).save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+PNG_1X1 = _png_1x1()
 
 
 class Note(BaseModel):

@@ -67,6 +67,7 @@ async def test_tools_over_stdio_and_http(web_url: str, caplog: pytest.LogCapture
         assert refused.is_error
         picture = await call(m, "notes_picture")
         assert picture.content.startswith("a dot") and "image/png" in picture.content and not picture.is_error
+        assert [(i.media_type, i.width, i.height) for i in picture.images] == [("image/png", 1, 1)]
         for name in ("notes_big", "web_big"):
             big = await call(m, name, size=5_000_000)
             assert len(big.content) < MAX_RESULT_CHARS + 200 and "5,000,000 characters" in big.content
