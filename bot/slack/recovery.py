@@ -62,8 +62,8 @@ class Recovery:
         store = self.services.store
         await store.renew_owner(self.services.owner, lease_s=self.lease_s)
         await self.adopt(everyone_else_gone=not store.shared_by_replicas)
-        self._tasks = [asyncio.create_task(self._close_worker()) for _ in range(CLOSERS)]
-        self._tasks += [asyncio.create_task(self._resume_worker()) for _ in range(RESUME_CONCURRENCY)]
+        self._tasks = [asyncio.create_task(self._worker(self._closing)) for _ in range(CLOSERS)]
+        self._tasks += [asyncio.create_task(self._worker(self._resuming)) for _ in range(RESUME_CONCURRENCY)]
         self._tasks.append(asyncio.create_task(self._lease_loop()))
 
     async def adopt(self, *, everyone_else_gone: bool = False) -> int:
@@ -106,9 +106,10 @@ class Recovery:
             except Exception:  # noqa: BLE001 - the next round tries again
                 log.exception("renewing the turn lease failed")
 
-    async def _close_worker(self) -> None:
+    async def _worker(self, queue: "asyncio.Queue[OpenTurn]") -> None:
+        """Handle the turns of one queue (closing, or resuming), each when the edit budget has room."""
         while True:
-            turn = await self._closing.get()
+            turn = await queue.get()
             try:
                 await self.budgets.chat_update.wait_for_spare(keep=KEEP_FOR_NEW)
                 if not self.stopping:
@@ -116,19 +117,7 @@ class Recovery:
             except Exception:  # noqa: BLE001 - one broken turn must not stop recovery of the others
                 log.exception("recovering turn %s failed", turn.id)
             finally:
-                self._closing.task_done()
-
-    async def _resume_worker(self) -> None:
-        while True:
-            turn = await self._resuming.get()
-            try:
-                await self.budgets.chat_update.wait_for_spare(keep=KEEP_FOR_NEW)
-                if not self.stopping:
-                    await self._handle(turn)
-            except Exception:  # noqa: BLE001
-                log.exception("resuming turn %s failed", turn.id)
-            finally:
-                self._resuming.task_done()
+                queue.task_done()
 
     async def _handle(self, turn: OpenTurn) -> None:
         store = self.services.store
