@@ -10,7 +10,7 @@ from typing import AsyncIterator, Callable, Protocol, Sequence
 from bot.conversation.history import INTERRUPTED
 from bot.conversation.transcript import Transcript
 from bot.errors import ModelUnavailable, ToolRoundLimit
-from bot.llm.tokens import count_text_tokens, count_tools_tokens
+from bot.llm.tokens import count_fixed_tokens
 from bot.messages import (
     Message,
     MessageDone,
@@ -91,8 +91,8 @@ class Agent:
 
     def fixed_tokens_for(self, profile: AgentProfile) -> int:
         """What the system prompt and the tool definitions add to a request made now (an MCP server may
-        change its tools at any time, so this is counted when it is needed, never kept)."""
-        return count_text_tokens(profile.system_prompt) + count_tools_tokens(self.registry.specs(profile.tools))
+        change its tools at any time, so the tools are looked up each time; the count is cached by text)."""
+        return count_fixed_tokens(profile.system_prompt, self.registry.specs(profile.tools))
 
     async def run(
         self,
@@ -116,7 +116,6 @@ class Agent:
         not on offer is answered with an error result, never run. `rounds_done`: model calls this turn
         already made (going on after a retry), counted against the limit."""
         profile = profile or self.default_profile
-        system_tokens = count_text_tokens(profile.system_prompt)
         persist = transcript.record
         rounds = rounds_done
         while True:
@@ -131,7 +130,7 @@ class Agent:
             # next call on, and the estimate counts exactly the tools this request sends.
             specs = self.registry.specs(profile.tools)
             offered = frozenset(spec.name for spec in specs)
-            fixed_tokens = system_tokens + count_tools_tokens(specs)
+            fixed_tokens = count_fixed_tokens(profile.system_prompt, specs)
             window = transcript.window(model=profile.model, max_tokens=self.max_tokens, fixed_tokens=fixed_tokens)
             request = ModelRequest(
                 model=profile.model, system=profile.system_prompt, messages=window.messages,

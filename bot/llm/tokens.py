@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import threading
+from functools import lru_cache
 from importlib import resources
 from typing import Iterable
 
@@ -141,15 +142,40 @@ def image_tokens(block: ImageBlock, *, model: str | None = None) -> int:
 
 def count_tools_tokens(specs: Iterable[ToolSpec], *, model: str | None = None) -> int:
     """Estimated tokens the tool definitions add to every request (0 when there are no tools)."""
-    specs = list(specs)
-    if not specs:
+    return _tools_tokens(encoding_name_for(model), _tools_key(specs))
+
+
+def count_fixed_tokens(system_prompt: str, specs: Iterable[ToolSpec], *, model: str | None = None) -> int:
+    """What the system prompt and the tool definitions add to a request: counted once per exact prompt
+    text and tool list, then reused (every turn sends the same ones; a changed prompt or an MCP server's
+    new tool list is a new key, so it is counted afresh)."""
+    name = encoding_name_for(model)
+    return _prompt_tokens(name, system_prompt) + _tools_tokens(name, _tools_key(specs))
+
+
+# Bounded: a few profiles (channels with their own prompt or tools) × the tool lists MCP servers announce.
+FIXED_CACHE_SIZE = 64
+_ToolsKey = tuple[tuple[str, str, str], ...]
+
+
+def _tools_key(specs: Iterable[ToolSpec]) -> _ToolsKey:
+    # The texts counted, exactly: any change to a name, description or schema is a different key.
+    return tuple((spec.name, spec.description, _compact_json(spec.input_schema)) for spec in specs)
+
+
+@lru_cache(maxsize=FIXED_CACHE_SIZE)
+def _prompt_tokens(encoding_name: str, text: str) -> int:
+    return len(encoding(encoding_name).encode_ordinary(text)) if text else 0
+
+
+@lru_cache(maxsize=FIXED_CACHE_SIZE)
+def _tools_tokens(encoding_name: str, key: _ToolsKey) -> int:
+    if not key:
         return 0
+    enc = encoding(encoding_name)
     total = TOOLS_OVERHEAD
-    for spec in specs:
-        total += BLOCK_OVERHEAD
-        total += count_text_tokens(spec.name, model=model)
-        total += count_text_tokens(spec.description, model=model)
-        total += count_text_tokens(_compact_json(spec.input_schema), model=model)
+    for texts in key:
+        total += BLOCK_OVERHEAD + sum(len(enc.encode_ordinary(text)) for text in texts if text)
     return total
 
 

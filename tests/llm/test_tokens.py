@@ -50,3 +50,38 @@ def test_tools_tokens():
     one = tokens.count_tools_tokens([spec])
     assert one > tokens.TOOLS_OVERHEAD + tokens.count_text_tokens("Current weather for a city.")
     assert tokens.count_tools_tokens([spec, spec]) == 2 * one - tokens.TOOLS_OVERHEAD
+
+
+def test_fixed_tokens_are_the_prompt_plus_the_tools_and_are_counted_once():
+    spec = ToolSpec("get_weather", "Current weather for a city.", {"type": "object", "properties": {"city": {"type": "string"}}})
+    prompt = "You are a helpful assistant in a Slack workspace. " * 20
+    expected = tokens.count_text_tokens(prompt) + tokens.count_tools_tokens([spec])
+    assert tokens.count_fixed_tokens(prompt, [spec]) == expected
+    misses = tokens._tools_tokens.cache_info().misses
+    # The same texts in new objects (every turn builds its own list): reused, not counted again.
+    same = ToolSpec("get_weather", "Current weather for a city.", {"type": "object", "properties": {"city": {"type": "string"}}})
+    assert tokens.count_fixed_tokens(str(prompt), [same]) == expected
+    assert tokens._tools_tokens.cache_info().misses == misses
+
+
+def test_a_changed_prompt_or_tool_list_is_counted_afresh():
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    spec = ToolSpec("get_weather", "Current weather for a city.", schema)
+    before = tokens.count_fixed_tokens("Be brief.", [spec])
+    # An MCP server's list_changed: the same tool with a wider schema, then one more tool.
+    wider = ToolSpec("get_weather", "Current weather for a city.",
+                     {**schema, "properties": {"city": {"type": "string"}, "units": {"type": "string"}}})
+    assert tokens.count_fixed_tokens("Be brief.", [wider]) == (
+        tokens.count_text_tokens("Be brief.") + tokens.count_tools_tokens([wider])) > before
+    more = ToolSpec("search_knowledge", "Search the knowledge base.", schema)
+    assert tokens.count_fixed_tokens("Be brief.", [spec, more]) == before + tokens.count_tools_tokens([spec, more]) - \
+        tokens.count_tools_tokens([spec])
+    longer = "Be brief. Answer in French."
+    assert tokens.count_fixed_tokens(longer, [spec]) == before + tokens.count_text_tokens(" Answer in French.")
+    assert tokens.count_fixed_tokens("Be brief.", []) == tokens.count_text_tokens("Be brief.")
+
+
+def test_fixed_tokens_follow_the_model_encoding():
+    prompt = "Summarise the thread in three bullet points, citing the messages you used."
+    assert tokens.count_fixed_tokens(prompt, [], model="gpt-4o") == tokens.count_text_tokens(prompt, model="gpt-4o")
+    assert tokens.count_fixed_tokens(prompt, []) == tokens.count_text_tokens(prompt)
