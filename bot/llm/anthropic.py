@@ -1,13 +1,16 @@
-"""The Anthropic Messages API provider: request translation, prompt caching, bounded retries, error mapping."""
+"""The Anthropic Messages API provider: request translation, prompt caching, raw-event streaming, bounded retries,
+error mapping."""
 from __future__ import annotations
 
 import asyncio
 import base64
 import logging
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 import anthropic
 import httpx2
+import jiter
 
 from bot.config import scrub
 from bot.llm.connections import spread_transport
@@ -54,7 +57,7 @@ STATUS_BY_ERROR_TYPE = {
 
 
 def build_params(request: ModelRequest) -> dict[str, Any]:
-    """ModelRequest → keyword arguments of `messages.stream`, with the cache breakpoints placed."""
+    """ModelRequest → keyword arguments of `messages.create`, with the cache breakpoints placed."""
     params: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
@@ -117,15 +120,86 @@ def usage_from_api(usage: Any) -> Usage:
     )
 
 
-def message_from_api(final: Any) -> Message:
-    blocks: list[ContentBlock] = []
-    for block in final.content:
-        # Empty text blocks are dropped: the API rejects them when the history is sent back.
-        if block.type == "text" and block.text:
-            blocks.append(TextBlock(text=block.text))
+@dataclass
+class _Text:
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ToolUse:
+    id: str
+    name: str
+    input: dict[str, Any]
+    json_parts: list[str] = field(default_factory=list)  # input_json_delta fragments not parsed yet
+
+
+class MessageAssembly:
+    """The reply being streamed, built from the raw events (the SDK's MessageStream builds every event twice
+    and re-parses a tool's whole input at each fragment: at a burst of answers that was half the CPU).
+    Only what a Message keeps is assembled: text and tool_use blocks; other block types are skipped."""
+
+    def __init__(self, start: Any):
+        message = start.message
+        self.model: str = message.model
+        self.usage = usage_from_api(message.usage)
+        self.stop_reason: str | None = None
+        self._blocks: dict[int, _Text | _ToolUse] = {}
+
+    def block_start(self, index: int, block: Any) -> None:
+        if block.type == "text":
+            self._blocks[index] = _Text([block.text] if block.text else [])
         elif block.type == "tool_use":
-            blocks.append(ToolUseBlock(id=block.id, name=block.name, input=dict(block.input or {})))
-    return Message(role="assistant", content=blocks)
+            self._blocks[index] = _ToolUse(block.id, block.name, dict(block.input or {}))
+
+    def delta(self, index: int, delta: Any) -> None:
+        block = self._blocks.get(index)
+        if delta.type == "text_delta" and isinstance(block, _Text):
+            block.parts.append(delta.text)
+        elif delta.type == "input_json_delta" and isinstance(block, _ToolUse):
+            block.json_parts.append(delta.partial_json)
+
+    def block_stop(self, index: int) -> None:
+        block = self._blocks.get(index)
+        if isinstance(block, _ToolUse) and block.json_parts:
+            # An empty input may come as no fragment or as one empty one: the start's input ({}) stands.
+            raw = "".join(block.json_parts)
+            block.json_parts = []
+            if raw:
+                block.input = tool_input(block.id, raw)
+
+    def message_delta(self, event: Any) -> None:
+        self.stop_reason = event.delta.stop_reason
+        # message_delta's counts are totals so far: they replace message_start's; one it omits keeps its value.
+        usage = event.usage
+        self.usage.output_tokens = usage.output_tokens or 0
+        for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+            value = getattr(usage, name, None)
+            if value is not None:
+                setattr(self.usage, name, value)
+
+    def message(self) -> Message:
+        blocks: list[ContentBlock] = []
+        for index in sorted(self._blocks):
+            self.block_stop(index)  # a tool block the stream never closed still gets its input
+            block = self._blocks[index]
+            if isinstance(block, _ToolUse):
+                blocks.append(ToolUseBlock(id=block.id, name=block.name, input=block.input))
+            elif text := "".join(block.parts):
+                # Empty text blocks are dropped: the API rejects them when the history is sent back.
+                blocks.append(TextBlock(text=text))
+        return Message(role="assistant", content=blocks)
+
+
+def tool_input(tool_use_id: str, raw: str) -> dict[str, Any]:
+    """A tool's input from its JSON fragments, parsed once. Lenient about a cut-off end, as the SDK's helper
+    is: an answer stopped at max_tokens may end mid-input (the agent never runs such a call)."""
+    try:
+        value = jiter.from_json(raw.encode("utf-8"), partial_mode=True)
+    except ValueError:
+        raise ModelUnavailable(f"the model sent tool input that is not JSON ({tool_use_id})") from None
+    if not isinstance(value, dict):
+        raise ModelUnavailable(f"the model sent tool input that is not a JSON object ({tool_use_id})")
+    return value
 
 
 class AnthropicProvider:
@@ -166,37 +240,47 @@ class AnthropicProvider:
         spent_known = False
         while True:
             yielded = False
-            attempt_usage: Usage | None = None  # known from message_start on
+            reply: MessageAssembly | None = None  # from message_start on
             try:
-                async with self._client.messages.stream(**params) as stream:
-                    async for event in stream:
-                        if event.type == "message_start":
-                            attempt_usage = usage_from_api(event.message.usage)
-                        elif event.type == "content_block_start" and event.content_block.type == "tool_use":
-                            yielded = True
-                            yield ToolUseStarted(id=event.content_block.id, name=event.content_block.name)
-                        elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                            if event.delta.text:
+                events = await self._client.messages.create(**params, stream=True)
+                async with events:
+                    async for event in events:
+                        kind = event.type
+                        if kind == "content_block_delta":
+                            if reply is None:
+                                continue
+                            reply.delta(event.index, event.delta)
+                            if event.delta.type == "text_delta" and event.delta.text:
                                 yielded = True
                                 yield TextDelta(text=event.delta.text)
-                        elif event.type == "message_delta" and attempt_usage is not None:
-                            attempt_usage.output_tokens = event.usage.output_tokens or 0
-                    if attempt_usage is None:
-                        raise ModelUnavailable("the model's stream ended before it started")
-                    final = await stream.get_final_message()
-                if final.stop_reason is None:
+                        elif kind == "message_start":
+                            reply = MessageAssembly(event)
+                        elif reply is None:
+                            continue  # nothing before message_start belongs to a reply
+                        elif kind == "content_block_start":
+                            reply.block_start(event.index, event.content_block)
+                            if event.content_block.type == "tool_use":
+                                yielded = True
+                                yield ToolUseStarted(id=event.content_block.id, name=event.content_block.name)
+                        elif kind == "content_block_stop":
+                            reply.block_stop(event.index)
+                        elif kind == "message_delta":
+                            reply.message_delta(event)
+                    # Read to the end (message_stop, then the body's end): the connection goes back to the pool.
+                if reply is None:
+                    raise ModelUnavailable("the model's stream ended before it started")
+                if reply.stop_reason is None:
                     raise ModelUnavailable("the model's stream ended before the message was complete")
-                usage = usage_from_api(final.usage) + spent
                 yield MessageDone(
-                    message=message_from_api(final),
-                    usage=usage,
-                    stop_reason=final.stop_reason,
-                    model=final.model,
+                    message=reply.message(),
+                    usage=reply.usage + spent,
+                    stop_reason=reply.stop_reason,
+                    model=reply.model,
                 )
                 return
             except (anthropic.APIError, httpx2.TransportError, ModelUnavailable) as exc:
-                if attempt_usage is not None:
-                    spent, spent_known = spent + attempt_usage, True
+                if reply is not None:
+                    spent, spent_known = spent + reply.usage, True
                 error, retry_after = self._map_error(exc)
                 error.usage = spent if spent_known else None
                 wait = attempts.wait_before_retry(error, streamed=yielded, retry_after=retry_after)

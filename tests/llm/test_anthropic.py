@@ -432,3 +432,103 @@ async def test_key_and_base_url_from_the_environment_are_honoured(fake, monkeypa
     await provider.aclose()
     assert isinstance(done, MessageDone) and done.message.text == "echo: from env"
     assert [c.status for c in fake.calls] == [200]
+
+
+# --- assembling the reply from the raw events ----------------------------------------------------
+
+
+async def test_tool_input_split_into_one_character_fragments_is_parsed_whole(fake, provider):
+    tool_input = {"city": "São Paulo", "note": "naïve \"quotes\" and \\ slashes", "days": [1, 2], "deep": {"a": None}}
+    fake.add(Reply.tool("get_weather", tool_input, id="toolu_frag", text="Checking.", json_chunk_chars=1))
+
+    events = await collect(provider, ask(tools=[WEATHER]))
+
+    done = events[-1]
+    assert isinstance(done, MessageDone)
+    assert done.message.content == [TextBlock("Checking."), ToolUseBlock("toolu_frag", "get_weather", tool_input)]
+    assert [e for e in events if isinstance(e, ToolUseStarted)] == [ToolUseStarted("toolu_frag", "get_weather")]
+
+
+async def test_empty_tool_input_stays_an_empty_object(fake, provider):
+    fake.add(Reply(content=[ToolUse("get_weather", {}, id="toolu_empty"), ToolUse("search_knowledge", {"query": "q"},
+                                                                                   id="toolu_q")]))
+
+    done = (await collect(provider, ask(tools=[WEATHER, SEARCH])))[-1]
+
+    assert isinstance(done, MessageDone)
+    assert done.message.content == [ToolUseBlock("toolu_empty", "get_weather", {}),
+                                    ToolUseBlock("toolu_q", "search_knowledge", {"query": "q"})]
+
+
+async def test_usage_and_stop_reason_come_from_message_delta(fake, provider):
+    # message_start carries output_tokens=1; the final count only arrives with message_delta.
+    fake.add(Reply.text("a long enough answer", output_tokens=42, input_tokens=9, stop_reason="max_tokens"))
+
+    done = (await collect(provider, ask()))[-1]
+
+    assert isinstance(done, MessageDone)
+    assert done.stop_reason == "max_tokens"
+    assert done.usage == Usage(input_tokens=9, output_tokens=42)
+
+
+def _event(data: dict[str, Any]) -> Any:
+    """A raw stream event exactly as the SDK decodes one from the wire."""
+    from anthropic._models import construct_type
+    from anthropic.types import RawMessageStreamEvent
+
+    return construct_type(type_=RawMessageStreamEvent, value=data)
+
+
+def _start(**usage: int) -> Any:
+    return _event({"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test", "content": [],
+        "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 1, **usage}}})
+
+
+def test_message_delta_totals_replace_the_start_and_omitted_ones_keep_it():
+    from bot.llm.anthropic import MessageAssembly
+
+    reply = MessageAssembly(_start(cache_read_input_tokens=500, cache_creation_input_tokens=70))
+    reply.message_delta(_event({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                "usage": {"output_tokens": 33, "input_tokens": 12}}))
+
+    assert reply.stop_reason == "end_turn"
+    assert reply.usage == Usage(input_tokens=12, output_tokens=33, cache_creation_input_tokens=70,
+                                cache_read_input_tokens=500)
+
+
+def test_a_tool_input_cut_off_at_max_tokens_keeps_what_arrived():
+    from bot.llm.anthropic import MessageAssembly
+
+    reply = MessageAssembly(_start())
+    reply.block_start(0, _event({"type": "content_block_start", "index": 0, "content_block": {
+        "type": "tool_use", "id": "toolu_cut", "name": "get_weather", "input": {}}}).content_block)
+    for piece in ('{"city": "Ber', 'lin", "units": "met'):
+        reply.delta(0, _event({"type": "content_block_delta", "index": 0,
+                               "delta": {"type": "input_json_delta", "partial_json": piece}}).delta)
+    reply.block_stop(0)
+
+    assert reply.message().content == [ToolUseBlock("toolu_cut", "get_weather", {"city": "Berlin"})]
+
+
+def test_tool_input_that_is_not_json_is_a_model_error_and_other_blocks_are_skipped():
+    from bot.llm.anthropic import MessageAssembly
+
+    reply = MessageAssembly(_start())
+    reply.block_start(0, _event({"type": "content_block_start", "index": 0, "content_block": {
+        "type": "thinking", "thinking": "", "signature": ""}}).content_block)
+    reply.delta(0, _event({"type": "content_block_delta", "index": 0,
+                           "delta": {"type": "thinking_delta", "thinking": "hmm"}}).delta)
+    reply.block_start(1, _event({"type": "content_block_start", "index": 1, "content_block": {
+        "type": "text", "text": ""}}).content_block)
+    reply.delta(1, _event({"type": "content_block_delta", "index": 1,
+                           "delta": {"type": "text_delta", "text": "Here."}}).delta)
+    assert reply.message().content == [TextBlock("Here.")]
+
+    reply.block_start(2, _event({"type": "content_block_start", "index": 2, "content_block": {
+        "type": "tool_use", "id": "toolu_bad", "name": "get_weather", "input": {}}}).content_block)
+    reply.delta(2, _event({"type": "content_block_delta", "index": 2,
+                           "delta": {"type": "input_json_delta", "partial_json": "[1, 2]"}}).delta)
+    with pytest.raises(ModelUnavailable, match="toolu_bad"):
+        reply.block_stop(2)
