@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,25 +20,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from knowledge_search import DIM, MODEL, SCOPE, build, pct, synthetic, timed  # noqa: E402
+from knowledge_search import DIM, MODEL, SCOPE, build, fill, pct, synthetic, timed  # noqa: E402
 
-from bot.store import NewChunk, NewDocument  # noqa: E402
 from bot.store.postgres import PostgresStore  # noqa: E402
 from knowledge.index import index_for  # noqa: E402
-from knowledge.ingest import store_document  # noqa: E402
 from knowledge.search import DEFAULT_FUSION, fts_query, rrf  # noqa: E402
-
-
-async def build_postgres(store: PostgresStore, vectors: np.ndarray, texts: list[str], per_doc: int = 1000) -> float:
-    started = time.perf_counter()
-    for start in range(0, len(texts), per_doc):
-        rows = range(start, min(start + per_doc, len(texts)))
-        document = NewDocument(scope=SCOPE, title=f"doc{start // per_doc}.txt", mimetype="text/plain", kind="text",
-                               size_bytes=0, uploaded_by="bench", slack_file_id=None, permalink=None,
-                               embedding_model=MODEL, embedding_dim=DIM)
-        await store_document(store, document, sha256=hashlib.sha256(str(start).encode()).hexdigest(),
-                             chunks=((NewChunk(ordinal=i - start, text=texts[i]), vectors[i]) for i in rows))
-    return time.perf_counter() - started
 
 
 def searcher(store, k: int):
@@ -83,17 +67,12 @@ async def main_async(args) -> None:
               f"{np.percentile(lite_t, 50) / ref:6.1f}x")
         await lite.close()
 
-    server = None
-    url = args.url
-    if url is None:
-        from tests.pg import start_server
+    from tests.pg import database_url
 
-        server = start_server(Path(tempfile.mkdtemp(prefix="threadbot-bench-pg-")))
-        url = server.create_database()
-    try:
+    with database_url(args.url) as url:
         pg = await PostgresStore.open(url)
         try:
-            build_s = await build_postgres(pg, vectors, texts)
+            build_s = await fill(pg, vectors, texts)
             hybrid, knn = searcher(pg, k)
             await hybrid(*pairs[0])
             pg_t = await timed(hybrid, pairs)
@@ -112,9 +91,6 @@ async def main_async(args) -> None:
                   f"{'met' if p50 < 30 else 'NOT met'}")
         finally:
             await pg.close()
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import re
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -106,14 +104,9 @@ async def main_async(args) -> None:
     lite = await scifact.run_rankings(store, qvecs, queries, qids, embedder, DEFAULT_FUSION.bm25_weights)
     results = {"SQLite (FTS5 bm25, exact vectors)": scores(lite, lite_doc, qrels["test"])}
 
-    server = None
-    url = args.url
-    if url is None:
-        from tests.pg import start_server
+    from tests.pg import database_url
 
-        server = start_server(Path(tempfile.mkdtemp(prefix="threadbot-bench-pg-")))
-        url = server.create_database()
-    try:
+    with database_url(args.url) as url:
         pg = await PostgresStore.open(url)
         try:
             started = time.perf_counter()
@@ -128,9 +121,6 @@ async def main_async(args) -> None:
                 print(f"  {name}: p50 BM25 {lex_p50:.1f} ms, KNN {knn_p50:.1f} ms")
         finally:
             await pg.close()
-    finally:
-        if server is not None:
-            server.stop()
 
     reference = results["SQLite (FTS5 bm25, exact vectors)"]
     print("\nnDCG@10 (difference from SQLite):")

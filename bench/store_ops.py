@@ -65,20 +65,12 @@ async def main_async(args) -> None:
         sqlite = SqliteStore(Path(tmp) / "bench.db")
         results["SQLite"] = await measure(sqlite, args.turns)
         await sqlite.close()
-    server = None
-    url = args.url
-    if url is None:
-        from tests.pg import start_server
+    from tests.pg import database_url
 
-        server = start_server(Path(tempfile.mkdtemp(prefix="threadbot-bench-pg-")))
-        url = server.create_database()
-    try:
+    with database_url(args.url) as url:
         pg = await PostgresStore.open(url)
         results["PostgreSQL"] = await measure(pg, args.turns)
         await pg.close()
-    finally:
-        if server is not None:
-            server.stop()
     print(f"{args.turns} turns; milliseconds per call")
     print(f"{'operation':<14}{'SQLite p50':>12}{'p99':>8}{'PostgreSQL p50':>16}{'p99':>8}{'ratio p50':>11}")
     per_turn = {name: 0.0 for name in results}

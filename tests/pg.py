@@ -8,6 +8,7 @@ the test extra installs both, so CI always runs them.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
@@ -17,6 +18,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -116,6 +118,19 @@ def start_server(root: Path) -> PgServer:
           "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start"], run_as)
     return PgServer(host="127.0.0.1", port=port, user="postgres", password=password, pgdata=pgdata,
                     bin=bin_dir, run_as=run_as, _names=itertools.count(1))
+
+
+@contextlib.contextmanager
+def database_url(url: str | None) -> Iterator[str]:
+    """`url` as given (a benchmark's --url), or a fresh database on a throwaway server stopped afterwards."""
+    if url is not None:
+        yield url
+        return
+    server = start_server(Path(tempfile.mkdtemp(prefix="threadbot-bench-pg-")))
+    try:
+        yield server.create_database()
+    finally:
+        server.stop()
 
 
 def _require_postgres() -> None:
