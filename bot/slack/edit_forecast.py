@@ -29,17 +29,18 @@ class StreamDurations:
 
     def __init__(self, *, keep: int = HISTORY):
         self._seconds: deque[float] = deque(maxlen=keep)
+        self._shortest: float | None = None
 
     def record(self, seconds: float) -> None:
         self._seconds.append(max(seconds, 0.0))
+        # Computed here, once per finished answer: every progress edit asks for it, once per answer in flight.
+        ordered = sorted(self._seconds)
+        self._shortest = ordered[int(QUANTILE * len(ordered))]
 
     def shortest(self) -> float | None:
         """The low quantile of the durations seen (the minimum while there are fewer than ten); None
         before any answer has finished."""
-        if not self._seconds:
-            return None
-        ordered = sorted(self._seconds)
-        return ordered[int(QUANTILE * len(ordered))]
+        return self._shortest
 
 
 def final_times(tokens: float, *, rate: float, burst: float, starts_at: float, ends: Iterable[float]) -> list[float]:
