@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from bot.conversation.agent import AgentProfile
 from bot.errors import ConfigError
-from bot.llm import catalog
+from bot.llm import catalog, plan_model
 from bot.store import ChannelSettings, SettingChange, Store
 
 if TYPE_CHECKING:
@@ -57,6 +57,11 @@ class ChannelAgents:
     async def autoanswer(self, channel_id: str) -> bool:
         found = await self.store.channel_settings(channel_id)
         return found is not None and found.autoanswer
+
+    async def model_for(self, channel_id: str) -> str:
+        """The model id this channel's turns go to, as usage records it (ConfigError: it cannot be used)."""
+        found = await self.settings_for(channel_id)
+        return plan_model(self.settings, found.model or self.settings.model)[1]
 
     async def setup(self, channel_id: str) -> TurnSetup:
         found = await self.settings_for(channel_id)

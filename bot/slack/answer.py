@@ -77,6 +77,6 @@ async def answering_model(services: Services, channel_id: str) -> str:
     """The model this channel's turns go to (its /threadbot model, else THREADBOT_MODEL's), as usage records it,
     so a 👍/👎 is counted for the model that wrote the answer."""
     try:
-        return (await services.conversations.channels.setup(channel_id)).profile.model
+        return await services.conversations.channels.model_for(channel_id)
     except ConfigError:  # the channel's model lost its key: the turn itself says so; the buttons fall back
         return services.model
